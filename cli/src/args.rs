@@ -1,0 +1,229 @@
+//! Command-line syntax. restic's verbs and habits, so operators feel at home.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cairn",
+    version,
+    about = "Deduplicating, encrypted backups of file trees and live SQLite databases"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct Global {
+    /// Repository location (a local directory)
+    #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true)]
+    pub repo: Option<String>,
+    /// Read the repository password from a file
+    #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true)]
+    pub password_file: Option<PathBuf>,
+    /// Run a shell command and use its output as the password
+    #[arg(long, env = "CAIRN_PASSWORD_COMMAND", global = true)]
+    pub password_command: Option<String>,
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more detail (repeat for more)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Directory of the local metadata cache
+    #[arg(long, env = "CAIRN_CACHE_DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not use the local metadata cache
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a new repository
+    Init(InitArgs),
+    /// Back up files and directories into a new snapshot
+    Backup(BackupArgs),
+    /// List snapshots
+    Snapshots(FilterArgs),
+    /// List the files in a snapshot
+    Ls(LsArgs),
+    /// Restore a snapshot, a directory or a file
+    Restore(RestoreArgs),
+    /// Write one file from a snapshot to standard output
+    Dump(DumpArgs),
+    /// Print a repository object in readable form
+    Cat(CatArgs),
+    /// Manage the keys (passwords) of a repository
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Print version information
+    Version,
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// Argon2id memory for the key, in MiB (at least 8)
+    #[arg(long, default_value_t = 64)]
+    pub kdf_memory: u32,
+    /// Argon2id iterations for the key
+    #[arg(long, default_value_t = 3)]
+    pub kdf_iterations: u32,
+    /// Target pack size in MiB
+    #[arg(long, default_value_t = 16)]
+    pub pack_size: u64,
+    /// zstd compression level (1-22)
+    #[arg(long, default_value_t = 3)]
+    pub compression: i32,
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    /// Files and directories to back up
+    pub paths: Vec<PathBuf>,
+    /// Exclude paths matching PATTERN (a name, or a path with `/`)
+    #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Like --exclude, ignoring case
+    #[arg(long = "iexclude", value_name = "PATTERN")]
+    pub iexclude: Vec<String>,
+    /// Read exclude patterns from FILE, one a line
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// Like --exclude-file, ignoring case
+    #[arg(long = "iexclude-file", value_name = "FILE")]
+    pub iexclude_file: Vec<PathBuf>,
+    /// Leave out the contents of directories tagged with CACHEDIR.TAG
+    #[arg(long)]
+    pub exclude_caches: bool,
+    /// Do not cross file system boundaries
+    #[arg(short = 'x', long)]
+    pub one_file_system: bool,
+    /// Tag the snapshot (repeatable, or comma-separated)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Host name recorded in the snapshot
+    #[arg(long, short = 'H')]
+    pub host: Option<String>,
+    /// Time recorded in the snapshot (RFC 3339 or YYYY-MM-DD HH:MM:SS)
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Snapshot to compare against instead of the latest matching one
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Reread every file, ignoring the parent snapshot
+    #[arg(short, long)]
+    pub force: bool,
+    /// Do everything but write to the repository
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Back up standard input as one file
+    #[arg(long)]
+    pub stdin: bool,
+    /// File name for --stdin
+    #[arg(long, default_value = "stdin")]
+    pub stdin_filename: String,
+}
+
+#[derive(Args, Clone, Default)]
+pub struct FilterArgs {
+    /// Only snapshots of this host (repeatable)
+    #[arg(long = "host", short = 'H')]
+    pub hosts: Vec<String>,
+    /// Only snapshots with these tags (comma-separated: all of them)
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Only snapshots including this path
+    #[arg(long = "path")]
+    pub paths: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct LsArgs {
+    /// SNAPSHOT[:PATH]
+    pub snapshot: String,
+    /// Show mode, owner, size and time
+    #[arg(short, long)]
+    pub long: bool,
+    /// Use the newest snapshot at or before TIME when SNAPSHOT is `latest`
+    #[arg(long)]
+    pub as_of: Option<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// SNAPSHOT[:PATH]
+    pub snapshot: String,
+    /// Directory to restore into
+    #[arg(short, long)]
+    pub target: PathBuf,
+    /// Restore only paths matching PATTERN (and what lies below them)
+    #[arg(short, long = "include", value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Leave out paths matching PATTERN
+    #[arg(short, long = "exclude", value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Reread the restored files and compare them with the snapshot
+    #[arg(long)]
+    pub verify: bool,
+    /// Use the newest snapshot at or before TIME when SNAPSHOT is `latest`
+    #[arg(long)]
+    pub as_of: Option<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args)]
+pub struct DumpArgs {
+    /// SNAPSHOT:PATH of a file
+    pub snapshot: String,
+    /// Use the newest snapshot at or before TIME when SNAPSHOT is `latest`
+    #[arg(long)]
+    pub as_of: Option<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args)]
+pub struct CatArgs {
+    /// config | snapshot ID | index ID | key ID | pack ID | blob ID | tree SNAPSHOT[:PATH]
+    pub kind: String,
+    pub id: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// List the key files
+    List,
+    /// Add a key for another password
+    Add(NewPasswordArgs),
+    /// Remove a key file
+    Remove {
+        /// Key ID or unique prefix
+        id: String,
+    },
+    /// Change the password of the key in use
+    Passwd(NewPasswordArgs),
+}
+
+#[derive(Args)]
+pub struct NewPasswordArgs {
+    /// Read the new password from a file
+    #[arg(long, env = "CAIRN_NEW_PASSWORD_FILE")]
+    pub new_password_file: Option<PathBuf>,
+    /// Argon2id memory for the new key, in MiB
+    #[arg(long, default_value_t = 64)]
+    pub kdf_memory: u32,
+    /// Argon2id iterations for the new key
+    #[arg(long, default_value_t = 3)]
+    pub kdf_iterations: u32,
+}

@@ -1,0 +1,60 @@
+//! One module per command; each returns the process exit code.
+
+mod backup;
+mod cat;
+mod init;
+mod key;
+mod ls;
+mod restore;
+mod snapshots;
+
+use anyhow::Result;
+
+use crate::args::{Cli, Command, FilterArgs};
+use crate::exit;
+use cairn_engine::selector::SnapshotFilter;
+
+pub fn run(cli: Cli) -> Result<i32> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(a) => init::run(g, a),
+        Command::Backup(a) => backup::run(g, a),
+        Command::Snapshots(a) => snapshots::run(g, a),
+        Command::Ls(a) => ls::run(g, a),
+        Command::Restore(a) => restore::run(g, a),
+        Command::Dump(a) => restore::dump(g, a),
+        Command::Cat(a) => cat::run(g, a),
+        Command::Key(k) => key::run(g, k),
+        Command::Version => {
+            if g.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "format": cairn_engine::format::VERSION})
+                );
+            } else {
+                println!(
+                    "cairn {} (repository format {})",
+                    env!("CARGO_PKG_VERSION"),
+                    cairn_engine::format::VERSION
+                );
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+pub fn filter(f: &FilterArgs) -> SnapshotFilter {
+    SnapshotFilter {
+        hosts: f.hosts.clone(),
+        tags: f.tags.clone(),
+        paths: f.paths.clone(),
+    }
+}
+
+/// Parses an optional `--as-of` time.
+pub fn as_of(s: &Option<String>) -> Result<Option<chrono::DateTime<chrono::FixedOffset>>> {
+    Ok(match s {
+        Some(t) => Some(cairn_engine::selector::parse_time(t)?),
+        None => None,
+    })
+}

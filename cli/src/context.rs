@@ -1,0 +1,108 @@
+//! Opening the repository named on the command line with the password
+//! from wherever the operator keeps it.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+
+use cairn_engine::backend::{Backend, OpendalBackend};
+use cairn_engine::Repository;
+
+use crate::args::Global;
+
+/// The backend for a repository location.
+pub fn backend(g: &Global, create: bool) -> Result<Arc<dyn Backend>> {
+    let Some(repo) = g.repo.as_deref() else {
+        bail!("no repository given: use -r/--repo or set CAIRN_REPOSITORY");
+    };
+    if repo.is_empty() {
+        bail!("the repository location is empty");
+    }
+    let path = repo.strip_prefix("local:").unwrap_or(repo);
+    Ok(Arc::new(OpendalBackend::local(Path::new(path), create)?))
+}
+
+fn strip_newline(mut s: Vec<u8>) -> Vec<u8> {
+    if s.last() == Some(&b'\n') {
+        s.pop();
+        if s.last() == Some(&b'\r') {
+            s.pop();
+        }
+    }
+    s
+}
+
+/// The repository password: --password-file, --password-command (or their
+/// CAIRN_ variables), CAIRN_PASSWORD, or a prompt on a terminal.
+pub fn password(g: &Global, prompt: &str) -> Result<Vec<u8>> {
+    if let Some(f) = &g.password_file {
+        let b = std::fs::read(f)
+            .with_context(|| format!("cannot read password file {}", f.display()))?;
+        return Ok(strip_newline(b));
+    }
+    if let Some(cmd) = &g.password_command {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| format!("cannot run password command {cmd:?}"))?;
+        if !out.status.success() {
+            bail!("password command {cmd:?} failed with {}", out.status);
+        }
+        return Ok(strip_newline(out.stdout));
+    }
+    if let Some(p) = std::env::var_os("CAIRN_PASSWORD") {
+        use std::os::unix::ffi::OsStringExt;
+        return Ok(p.into_vec());
+    }
+    if std::io::stdin().is_terminal() {
+        let p = rpassword::prompt_password(prompt).context("cannot read the password")?;
+        return Ok(p.into_bytes());
+    }
+    bail!(
+        "no password given: use --password-file, --password-command, CAIRN_PASSWORD or a terminal"
+    )
+}
+
+/// A new password for `init` and `key add/passwd`: asked twice on a
+/// terminal.
+pub fn new_password(file: Option<&Path>, g: &Global) -> Result<Vec<u8>> {
+    if let Some(f) = file {
+        let b = std::fs::read(f)
+            .with_context(|| format!("cannot read password file {}", f.display()))?;
+        return Ok(strip_newline(b));
+    }
+    if g.password_file.is_none()
+        && g.password_command.is_none()
+        && std::env::var_os("CAIRN_PASSWORD").is_none()
+        && std::io::stdin().is_terminal()
+    {
+        let a = rpassword::prompt_password("enter new password: ")?;
+        let b = rpassword::prompt_password("enter it again: ")?;
+        if a != b {
+            bail!("the passwords do not match");
+        }
+        if a.is_empty() {
+            bail!("an empty password is not allowed");
+        }
+        return Ok(a.into_bytes());
+    }
+    let p = password(g, "enter new password: ")?;
+    if p.is_empty() {
+        bail!("an empty password is not allowed");
+    }
+    Ok(p)
+}
+
+/// Opens the repository and loads its index.
+pub fn open(g: &Global) -> Result<Repository> {
+    let backend = backend(g, false)?;
+    let pw = password(g, &format!("password for {}: ", backend.location()))?;
+    let repo = Repository::open(backend, &pw)?;
+    repo.load_index()?;
+    Ok(repo)
+}

@@ -1,0 +1,58 @@
+//! The `cairn` binary: parses arguments, runs one engine operation, prints
+//! its result as text or JSON, and exits with a documented code.
+
+mod args;
+mod commands;
+mod context;
+mod interrupt;
+mod output;
+
+use clap::Parser;
+
+use cairn_engine::{Error, ErrorKind};
+
+/// Exit codes (README, "Exit codes").
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const ERROR: i32 = 1;
+    pub const PARTIAL: i32 = 3;
+    pub const NO_REPOSITORY: i32 = 10;
+    pub const LOCKED: i32 = 11;
+    pub const WRONG_PASSWORD: i32 = 12;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+fn exit_code(e: &anyhow::Error) -> i32 {
+    match e.downcast_ref::<Error>().map(Error::kind) {
+        Some(ErrorKind::NoRepository) => exit::NO_REPOSITORY,
+        Some(ErrorKind::WrongPassword) => exit::WRONG_PASSWORD,
+        Some(ErrorKind::Locked) => exit::LOCKED,
+        Some(ErrorKind::Interrupted) => exit::INTERRUPTED,
+        _ => exit::ERROR,
+    }
+}
+
+fn main() {
+    let cli = args::Cli::parse();
+    interrupt::install();
+    let code = match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cairn: {}", one_line(&e));
+            exit_code(&e)
+        }
+    };
+    std::process::exit(code);
+}
+
+/// The error and its causes on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for c in e.chain() {
+        let s = c.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}

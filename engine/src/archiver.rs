@@ -1,0 +1,702 @@
+//! Backup: walks the source trees, reads each new or changed file once,
+//! chunks, deduplicates and packs its content, writes a tree blob per
+//! directory, and finally the snapshot. Directories are processed in
+//! parallel with rayon; each file is streamed, so memory is bounded by the
+//! number of threads times the largest chunk, whatever the tree's size.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, Metadata};
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use chrono::{DateTime, FixedOffset};
+use rayon::prelude::*;
+
+use crate::chunker::Chunker;
+use crate::error::{Error, Result};
+use crate::excludes::Excludes;
+use crate::fsmeta::{kind_of, node_from_metadata, read_xattrs, unchanged};
+use crate::host::NameCache;
+use crate::id::Id;
+use crate::pack::BlobType;
+use crate::packer::Packer;
+use crate::repofile::snapshot::{Snapshot, Summary};
+use crate::repofile::tree::{Node, NodeKind, Tree};
+use crate::repository::Repository;
+
+/// Signature that marks a cache directory (bford.info/cachedir).
+const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
+
+/// Content read from standard input instead of the file system.
+pub struct StdinSource {
+    pub filename: String,
+    pub reader: Box<dyn Read + Send + Sync>,
+}
+
+/// How the parent snapshot is chosen.
+#[derive(Debug, Clone, Default)]
+pub enum ParentChoice {
+    /// The latest snapshot with the same host and paths.
+    #[default]
+    Auto,
+    Explicit(Id),
+    None,
+}
+
+pub struct BackupOptions {
+    pub paths: Vec<PathBuf>,
+    pub excludes: Excludes,
+    pub exclude_caches: bool,
+    pub one_file_system: bool,
+    pub tags: Vec<String>,
+    pub host: Option<String>,
+    pub time: Option<DateTime<FixedOffset>>,
+    pub parent: ParentChoice,
+    /// Reread every file even when the parent says it is unchanged.
+    pub force: bool,
+    pub dry_run: bool,
+    pub stdin: Option<StdinSource>,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        BackupOptions {
+            paths: Vec::new(),
+            excludes: Excludes::default(),
+            exclude_caches: false,
+            one_file_system: false,
+            tags: Vec::new(),
+            host: None,
+            time: None,
+            parent: ParentChoice::Auto,
+            force: false,
+            dry_run: false,
+            stdin: None,
+        }
+    }
+}
+
+/// Progress callbacks; every method has a no-op default.
+pub trait BackupProgress: Sync {
+    fn bytes_read(&self, _n: u64) {}
+    fn file_done(&self, _path: &Path) {}
+    fn warning(&self, _path: &Path, _message: &str) {}
+}
+
+/// Progress sink that ignores everything.
+pub struct NoProgress;
+impl BackupProgress for NoProgress {}
+
+/// A source file that could not be backed up.
+#[derive(Debug, Clone)]
+pub struct Warning {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+pub struct BackupOutcome {
+    pub snapshot: Snapshot,
+    /// `None` for a dry run.
+    pub snapshot_id: Option<Id>,
+    pub warnings: Vec<Warning>,
+}
+
+#[derive(Default)]
+struct Counters {
+    files_new: AtomicU64,
+    files_changed: AtomicU64,
+    files_unmodified: AtomicU64,
+    files_failed: AtomicU64,
+    dirs_new: AtomicU64,
+    dirs_changed: AtomicU64,
+    dirs_unmodified: AtomicU64,
+    bytes_read: AtomicU64,
+    total_bytes: AtomicU64,
+    total_files: AtomicU64,
+}
+
+fn inc(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Errors while reading one source file: the source's are warnings, the
+/// repository's end the backup.
+enum FileError {
+    Source(std::io::Error),
+    Fatal(Error),
+}
+
+impl From<std::io::Error> for FileError {
+    fn from(e: std::io::Error) -> Self {
+        FileError::Source(e)
+    }
+}
+
+struct Archiver<'a> {
+    repo: &'a Repository,
+    packer: Packer,
+    chunker: Chunker,
+    opts: &'a BackupOptions,
+    progress: &'a dyn BackupProgress,
+    interrupted: &'a AtomicBool,
+    names: NameCache,
+    counters: Counters,
+    warnings: Mutex<Vec<Warning>>,
+    /// Content of hardlinked files already read, by (device, inode).
+    hardlinks: Mutex<HashMap<(u64, u64), (i64, Vec<Id>)>>,
+}
+
+/// The directories leading to the backed-up paths.
+#[derive(Default)]
+struct VDir {
+    children: BTreeMap<Vec<u8>, VEntry>,
+}
+
+enum VEntry {
+    Target(PathBuf),
+    Dir(PathBuf, VDir),
+}
+
+impl VDir {
+    fn insert(&mut self, path: &Path) {
+        let comps: Vec<&std::ffi::OsStr> = path
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        let mut dir = self;
+        let mut so_far = PathBuf::from("/");
+        for (i, c) in comps.iter().enumerate() {
+            so_far.push(c);
+            let key = c.as_bytes().to_vec();
+            if i + 1 == comps.len() {
+                dir.children.insert(key, VEntry::Target(so_far.clone()));
+                return;
+            }
+            let e = dir
+                .children
+                .entry(key)
+                .or_insert_with(|| VEntry::Dir(so_far.clone(), VDir::default()));
+            match e {
+                VEntry::Target(_) => return,
+                VEntry::Dir(_, sub) => dir = sub,
+            }
+        }
+    }
+}
+
+/// Makes a source path absolute and resolves symlinks in every component
+/// but the last (a symlink named on the command line is stored as such).
+pub fn normalize_source(p: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
+    let meta = fs::symlink_metadata(&abs).map_err(|e| Error::io(p, e))?;
+    if meta.file_type().is_symlink() {
+        let parent = abs.parent().unwrap_or(Path::new("/"));
+        let name = abs
+            .file_name()
+            .ok_or_else(|| Error::InvalidArgument(format!("{}: not a usable path", p.display())))?;
+        Ok(fs::canonicalize(parent)
+            .map_err(|e| Error::io(parent, e))?
+            .join(name))
+    } else {
+        fs::canonicalize(&abs).map_err(|e| Error::io(p, e))
+    }
+}
+
+/// Runs a backup and writes its snapshot (unless a dry run).
+pub fn backup(
+    repo: &Repository,
+    mut opts: BackupOptions,
+    progress: &dyn BackupProgress,
+    interrupted: &AtomicBool,
+) -> Result<BackupOutcome> {
+    let start = Instant::now();
+    let time = opts
+        .time
+        .unwrap_or_else(|| chrono::Local::now().fixed_offset());
+    let hostname = opts.host.clone().unwrap_or_else(crate::host::hostname);
+    let stdin = opts.stdin.take();
+
+    let mut paths = Vec::new();
+    if let Some(s) = &stdin {
+        if s.filename.is_empty()
+            || s.filename.contains('/')
+            || s.filename == "."
+            || s.filename == ".."
+        {
+            return Err(Error::InvalidArgument(format!(
+                "invalid --stdin-filename {:?}",
+                s.filename
+            )));
+        }
+        paths.push(PathBuf::from(format!("/{}", s.filename)));
+    } else {
+        if opts.paths.is_empty() {
+            return Err(Error::InvalidArgument(
+                "nothing to back up: give at least one path".into(),
+            ));
+        }
+        for p in &opts.paths {
+            paths.push(normalize_source(p)?);
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    let path_strings: Vec<String> = paths
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+
+    let parent = match &opts.parent {
+        ParentChoice::None => None,
+        _ if opts.force || stdin.is_some() => None,
+        ParentChoice::Explicit(id) => Some(repo.load_snapshot(id)?),
+        ParentChoice::Auto => repo
+            .snapshots()?
+            .into_iter()
+            .rev()
+            .find(|s| s.hostname == hostname && s.paths == path_strings),
+    };
+
+    let archiver = Archiver {
+        repo,
+        packer: Packer::new(repo, opts.dry_run),
+        chunker: Chunker::new(repo.config().chunker, repo.key().chunker_seed()),
+        opts: &opts,
+        progress,
+        interrupted,
+        names: NameCache::default(),
+        counters: Counters::default(),
+        warnings: Mutex::new(Vec::new()),
+        hardlinks: Mutex::new(HashMap::new()),
+    };
+
+    let tree = match stdin {
+        Some(s) => archiver.save_stdin(s, time.timestamp_nanos_opt().unwrap_or(0)),
+        None => {
+            let mut root = VDir::default();
+            for p in &paths {
+                root.insert(p);
+            }
+            let parent_tree = match &parent {
+                Some(s) => archiver.load_parent_tree(&s.tree, Path::new("/")),
+                None => None,
+            };
+            archiver.save_vdir(Path::new("/"), &root, parent_tree.as_ref())
+        }
+    };
+    let tree = match tree {
+        Ok(t) => t,
+        Err(e) => {
+            archiver.packer.abort();
+            return Err(e);
+        }
+    };
+    archiver.packer.finish()?;
+
+    let c = &archiver.counters;
+    let st = &archiver.packer.stats;
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let summary = Summary {
+        files_new: get(&c.files_new),
+        files_changed: get(&c.files_changed),
+        files_unmodified: get(&c.files_unmodified),
+        files_failed: get(&c.files_failed),
+        dirs_new: get(&c.dirs_new),
+        dirs_changed: get(&c.dirs_changed),
+        dirs_unmodified: get(&c.dirs_unmodified),
+        data_blobs_added: get(&st.data_blobs),
+        tree_blobs_added: get(&st.tree_blobs),
+        bytes_read: get(&c.bytes_read),
+        bytes_added: get(&st.bytes_added),
+        bytes_added_stored: get(&st.bytes_stored),
+        total_bytes: get(&c.total_bytes),
+        total_files: get(&c.total_files),
+        duration_ns: start.elapsed().as_nanos() as u64,
+    };
+    let snapshot = Snapshot {
+        time,
+        hostname,
+        username: crate::host::username(),
+        uid: crate::host::uid(),
+        gid: crate::host::gid(),
+        paths: path_strings,
+        tags: opts.tags.clone(),
+        tree,
+        parent: parent.map(|p| p.id),
+        program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
+        summary: Some(summary),
+        id: Id::default(),
+    };
+    let warnings = archiver
+        .warnings
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    let snapshot_id = if opts.dry_run {
+        None
+    } else {
+        let id = repo.save_snapshot(&snapshot)?;
+        Some(id)
+    };
+    let mut snapshot = snapshot;
+    snapshot.id = snapshot_id.unwrap_or_default();
+    Ok(BackupOutcome {
+        snapshot,
+        snapshot_id,
+        warnings,
+    })
+}
+
+impl Archiver<'_> {
+    fn warn(&self, path: &Path, message: String) {
+        self.progress.warning(path, &message);
+        self.warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Warning {
+                path: path.to_path_buf(),
+                message,
+            });
+    }
+
+    fn check_interrupt(&self) -> Result<()> {
+        if self.interrupted.load(Ordering::Relaxed) {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn load_parent_tree(&self, id: &Id, path: &Path) -> Option<Tree> {
+        match self.repo.load_tree(id) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.warn(
+                    path,
+                    format!("parent snapshot's tree unreadable, rereading: {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn save_tree(&self, nodes: Vec<Node>, parent: Option<&Node>) -> Result<Id> {
+        let bytes = Tree { nodes }.encode();
+        if bytes.len() as u64 > crate::limits::MAX_TREE {
+            return Err(Error::InvalidArgument(
+                "a directory has too many entries for one tree blob".into(),
+            ));
+        }
+        let id = self.packer.save(BlobType::Tree, &bytes)?;
+        match parent.and_then(|p| p.subtree) {
+            None => inc(&self.counters.dirs_new, 1),
+            Some(old) if old == id => inc(&self.counters.dirs_unmodified, 1),
+            Some(_) => inc(&self.counters.dirs_changed, 1),
+        }
+        Ok(id)
+    }
+
+    fn save_vdir(&self, path: &Path, dir: &VDir, parent: Option<&Tree>) -> Result<Id> {
+        let mut nodes = Vec::new();
+        for (name, entry) in &dir.children {
+            let pnode = parent.and_then(|t| t.find(name));
+            match entry {
+                VEntry::Target(p) => {
+                    let meta = match fs::symlink_metadata(p) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            inc(&self.counters.files_failed, 1);
+                            self.warn(p, e.to_string());
+                            continue;
+                        }
+                    };
+                    let dev = meta.dev();
+                    if let Some(n) = self.save_entry(p, name, &meta, pnode, dev, 0)? {
+                        nodes.push(n);
+                    }
+                }
+                VEntry::Dir(p, sub) => {
+                    let meta = fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
+                    let ptree = pnode
+                        .filter(|n| n.kind == NodeKind::Dir)
+                        .and_then(|n| n.subtree)
+                        .and_then(|id| self.load_parent_tree(&id, p));
+                    let subtree = self.save_vdir(p, sub, ptree.as_ref())?;
+                    let mut node = node_from_metadata(name, &meta, NodeKind::Dir, &self.names);
+                    node.xattrs = read_xattrs(p);
+                    node.subtree = Some(subtree);
+                    nodes.push(node);
+                }
+            }
+        }
+        let _ = path;
+        self.save_tree(nodes, None)
+    }
+
+    /// Saves one file system object; `None` when it had to be skipped.
+    fn save_entry(
+        &self,
+        path: &Path,
+        name: &[u8],
+        meta: &Metadata,
+        parent: Option<&Node>,
+        root_dev: u64,
+        depth: usize,
+    ) -> Result<Option<Node>> {
+        self.check_interrupt()?;
+        let Some(kind) = kind_of(meta) else {
+            self.warn(path, "unsupported file type, skipped".into());
+            return Ok(None);
+        };
+        let mut node = node_from_metadata(name, meta, kind, &self.names);
+        node.xattrs = read_xattrs(path);
+        let parent = parent.filter(|p| p.kind == kind);
+        match kind {
+            NodeKind::Dir => {
+                if depth >= crate::limits::MAX_TREE_DEPTH {
+                    self.warn(path, "directory nesting too deep, skipped".into());
+                    return Ok(None);
+                }
+                let crosses = self.opts.one_file_system && meta.dev() != root_dev;
+                let subtree = if crosses {
+                    self.save_tree(Vec::new(), parent)?
+                } else {
+                    match self.save_dir(path, parent, root_dev, depth)? {
+                        Some(id) => id,
+                        None => return Ok(None),
+                    }
+                };
+                node.subtree = Some(subtree);
+            }
+            NodeKind::File => {
+                inc(&self.counters.total_files, 1);
+                match self.save_file(path, &mut node, parent)? {
+                    true => {}
+                    false => return Ok(None),
+                }
+                inc(&self.counters.total_bytes, node.size);
+                self.progress.file_done(path);
+            }
+            NodeKind::Symlink => match fs::read_link(path) {
+                Ok(t) => node.link_target = Some(t.as_os_str().as_bytes().to_vec()),
+                Err(e) => {
+                    inc(&self.counters.files_failed, 1);
+                    self.warn(path, format!("cannot read link: {e}"));
+                    return Ok(None);
+                }
+            },
+            _ => {}
+        }
+        Ok(Some(node))
+    }
+
+    fn save_dir(
+        &self,
+        path: &Path,
+        parent: Option<&Node>,
+        root_dev: u64,
+        depth: usize,
+    ) -> Result<Option<Id>> {
+        let mut entries = Vec::new();
+        let rd = match fs::read_dir(path) {
+            Ok(rd) => rd,
+            Err(e) => {
+                inc(&self.counters.files_failed, 1);
+                self.warn(path, format!("cannot read directory: {e}"));
+                return Ok(None);
+            }
+        };
+        for de in rd {
+            match de {
+                Ok(de) => entries.push(de.file_name()),
+                Err(e) => {
+                    inc(&self.counters.files_failed, 1);
+                    self.warn(path, format!("cannot read directory: {e}"));
+                    return Ok(None);
+                }
+            }
+        }
+        entries.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        if self.opts.exclude_caches && is_cache_dir(path) {
+            entries.retain(|n| n.as_bytes() == b"CACHEDIR.TAG");
+        }
+        let ptree = parent
+            .and_then(|n| n.subtree)
+            .and_then(|id| self.load_parent_tree(&id, path));
+        let results: Vec<Result<Option<Node>>> = entries
+            .par_iter()
+            .map(|name| {
+                let child = path.join(name);
+                if self.opts.excludes.is_excluded(&child) {
+                    return Ok(None);
+                }
+                let meta = match fs::symlink_metadata(&child) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        inc(&self.counters.files_failed, 1);
+                        self.warn(&child, e.to_string());
+                        return Ok(None);
+                    }
+                };
+                let pnode = ptree.as_ref().and_then(|t| t.find(name.as_bytes()));
+                self.save_entry(&child, name.as_bytes(), &meta, pnode, root_dev, depth + 1)
+            })
+            .collect();
+        let mut nodes = Vec::with_capacity(results.len());
+        for r in results {
+            if let Some(n) = r? {
+                nodes.push(n);
+            }
+        }
+        Ok(Some(self.save_tree(nodes, parent)?))
+    }
+
+    /// Fills a file node's content. Returns false when the file could not
+    /// be read (a warning is recorded and the file left out).
+    fn save_file(&self, path: &Path, node: &mut Node, parent: Option<&Node>) -> Result<bool> {
+        if let Some(old) = parent {
+            if !self.opts.force
+                && unchanged(old, node)
+                && old.content.iter().all(|id| self.packer.has(id))
+            {
+                node.content = old.content.clone();
+                inc(&self.counters.files_unmodified, 1);
+                return Ok(true);
+            }
+        }
+        let link_key = (node.device, node.inode);
+        if node.links > 1 {
+            let h = self.hardlinks.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((mtime, content)) = h.get(&link_key) {
+                if *mtime == node.mtime {
+                    node.content = content.clone();
+                    return Ok(true);
+                }
+            }
+        }
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOATIME)
+            .open(path)
+            .or_else(|_| fs::File::open(path));
+        let file = match file {
+            Ok(f) => f,
+            Err(e) => {
+                inc(&self.counters.files_failed, 1);
+                self.warn(path, format!("cannot open: {e}"));
+                return Ok(false);
+            }
+        };
+        let mut content = Vec::new();
+        let mut size = 0u64;
+        let r = self.chunker.for_each_chunk(
+            file,
+            node.size,
+            |chunk: Vec<u8>| -> Result<(), FileError> {
+                if self.interrupted.load(Ordering::Relaxed) {
+                    return Err(FileError::Fatal(Error::Interrupted));
+                }
+                size += chunk.len() as u64;
+                inc(&self.counters.bytes_read, chunk.len() as u64);
+                self.progress.bytes_read(chunk.len() as u64);
+                let id = self
+                    .packer
+                    .save(BlobType::Data, &chunk)
+                    .map_err(FileError::Fatal)?;
+                content.push(id);
+                Ok(())
+            },
+        );
+        match r {
+            Ok(()) => {}
+            Err(FileError::Fatal(e)) => return Err(e),
+            Err(FileError::Source(e)) => {
+                inc(&self.counters.files_failed, 1);
+                self.warn(path, format!("read failed, file left out: {e}"));
+                return Ok(false);
+            }
+        }
+        node.size = size;
+        node.content = content;
+        match parent {
+            Some(_) => inc(&self.counters.files_changed, 1),
+            None => inc(&self.counters.files_new, 1),
+        }
+        if node.links > 1 {
+            self.hardlinks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(link_key, (node.mtime, node.content.clone()));
+        }
+        Ok(true)
+    }
+
+    fn save_stdin(&self, mut s: StdinSource, now_ns: i64) -> Result<Id> {
+        let mut content = Vec::new();
+        let mut size = 0u64;
+        let r = self.chunker.for_each_chunk(
+            &mut s.reader,
+            u64::MAX,
+            |chunk: Vec<u8>| -> Result<(), FileError> {
+                if self.interrupted.load(Ordering::Relaxed) {
+                    return Err(FileError::Fatal(Error::Interrupted));
+                }
+                size += chunk.len() as u64;
+                inc(&self.counters.bytes_read, chunk.len() as u64);
+                self.progress.bytes_read(chunk.len() as u64);
+                content.push(
+                    self.packer
+                        .save(BlobType::Data, &chunk)
+                        .map_err(FileError::Fatal)?,
+                );
+                Ok(())
+            },
+        );
+        match r {
+            Ok(()) => {}
+            Err(FileError::Fatal(e)) => return Err(e),
+            Err(FileError::Source(e)) => return Err(Error::io("standard input", e)),
+        }
+        inc(&self.counters.files_new, 1);
+        inc(&self.counters.total_files, 1);
+        inc(&self.counters.total_bytes, size);
+        let node = Node {
+            name: s.filename.into_bytes(),
+            kind: NodeKind::File,
+            mode: 0o644,
+            uid: crate::host::uid(),
+            gid: crate::host::gid(),
+            user: self.names.user(crate::host::uid()),
+            group: self.names.group(crate::host::gid()),
+            mtime: now_ns,
+            ctime: now_ns,
+            atime: now_ns,
+            inode: 0,
+            device: 0,
+            links: 1,
+            size,
+            link_target: None,
+            xattrs: Vec::new(),
+            rdev: 0,
+            content,
+            subtree: None,
+            sqlite: None,
+        };
+        self.save_tree(vec![node], None)
+    }
+}
+
+fn is_cache_dir(dir: &Path) -> bool {
+    let mut buf = [0u8; CACHEDIR_SIGNATURE.len()];
+    match fs::File::open(dir.join("CACHEDIR.TAG")) {
+        Ok(mut f) => f.read_exact(&mut buf).is_ok() && buf == CACHEDIR_SIGNATURE,
+        Err(_) => false,
+    }
+}

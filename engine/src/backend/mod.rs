@@ -1,0 +1,43 @@
+//! Storage: the handful of operations the repository needs, behind a trait
+//! so that every backend (local directory, object stores, SFTP) and every
+//! decorator (cache, retries, fault injection) plugs in without touching
+//! the rest of the engine.
+
+mod opendal;
+
+pub use self::opendal::OpendalBackend;
+
+use crate::error::Result;
+
+/// One stored file as listed by a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Path relative to the repository root, with `/` separators.
+    pub path: String,
+    pub size: u64,
+}
+
+/// A repository's storage. Paths are relative to the repository root and
+/// use `/`. Writes must be atomic: after a crash a path either holds all of
+/// the written bytes or does not exist.
+pub trait Backend: Send + Sync {
+    /// Human-readable location, used in messages.
+    fn location(&self) -> &str;
+    /// The whole file.
+    fn read(&self, path: &str) -> Result<Vec<u8>>;
+    /// `len` bytes at `offset`; fewer bytes than asked is an error.
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+    /// Stores the file atomically and durably.
+    fn write(&self, path: &str, data: Vec<u8>) -> Result<()>;
+    /// All files below `dir` (recursively).
+    fn list(&self, dir: &str) -> Result<Vec<FileInfo>>;
+    /// The file's size, or `None` if it does not exist.
+    fn size(&self, path: &str) -> Result<Option<u64>>;
+    /// Removes the file; removing an absent file is not an error.
+    fn delete(&self, path: &str) -> Result<()>;
+    /// Creates the repository's directories where the storage has them,
+    /// durably, so that later writes only add files.
+    fn prepare_layout(&self) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,45 @@
+//! zstd compression with the declared-size discipline: decompression
+//! allocates at most the declared size, and the result must be exactly it.
+
+use crate::error::{Error, Result};
+
+/// Compresses; `None` when compression would not make the data smaller.
+pub fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
+    let c = zstd::bulk::compress(data, level).ok()?;
+    (c.len() < data.len()).then_some(c)
+}
+
+/// Decompresses into exactly `declared` bytes, failing if the frame holds
+/// more or less, never allocating beyond `declared` (which the caller has
+/// already checked against the format's limits).
+pub fn decompress_exact(data: &[u8], declared: usize, path: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(declared);
+    let mut d = zstd::bulk::Decompressor::new()
+        .map_err(|e| Error::corrupt(path, format!("zstd init: {e}")))?;
+    let n = d
+        .decompress_to_buffer(data, &mut out)
+        .map_err(|e| Error::corrupt(path, format!("decompression failed: {e}")))?;
+    if n != declared {
+        return Err(Error::corrupt(
+            path,
+            format!("decompressed to {n} bytes, {declared} declared"),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_size_enforced() {
+        let data = vec![5u8; 100_000];
+        let c = compress(&data, 3).unwrap();
+        assert_eq!(decompress_exact(&c, data.len(), "t").unwrap(), data);
+        assert!(decompress_exact(&c, data.len() - 1, "t").is_err());
+        assert!(decompress_exact(&c, data.len() + 1, "t").is_err());
+        assert!(decompress_exact(b"garbage", 10, "t").is_err());
+        assert!(compress(&[1, 2, 3], 3).is_none());
+    }
+}

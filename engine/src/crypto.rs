@@ -1,0 +1,167 @@
+//! Keys and authenticated encryption.
+//!
+//! One random 32-byte master secret is the root of all key material; the
+//! encryption key, the blob-ID key and the chunker seed are derived from it
+//! with BLAKE3's `derive_key` under fixed context strings, so they are
+//! independent and no key is ever derived from the password directly.
+
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
+use rand::RngCore;
+
+use crate::id::Id;
+
+/// Context strings for BLAKE3 `derive_key` (format-spec, "Keys").
+pub const CTX_ENCRYPTION: &str = "cairn 2026-11 repository v1 encryption key";
+pub const CTX_BLOB_ID: &str = "cairn 2026-11 repository v1 blob id key";
+pub const CTX_CHUNKER: &str = "cairn 2026-11 repository v1 chunker seed";
+
+pub const NONCE_LEN: usize = 24;
+pub const TAG_LEN: usize = 16;
+/// Bytes an encrypted part adds to its plaintext.
+pub const OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+
+/// The repository's key material, derived from its master secret.
+pub struct MasterKey {
+    secret: [u8; 32],
+    cipher: XChaCha20Poly1305,
+    id_key: [u8; 32],
+    chunker_seed: u64,
+}
+
+impl MasterKey {
+    pub fn generate() -> MasterKey {
+        let mut s = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut s);
+        MasterKey::from_secret(s)
+    }
+
+    pub fn from_secret(secret: [u8; 32]) -> MasterKey {
+        let enc = blake3::derive_key(CTX_ENCRYPTION, &secret);
+        let id_key = blake3::derive_key(CTX_BLOB_ID, &secret);
+        let seed_bytes = blake3::derive_key(CTX_CHUNKER, &secret);
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&seed_bytes[..8]);
+        MasterKey {
+            secret,
+            cipher: XChaCha20Poly1305::new(Key::from_slice(&enc)),
+            id_key,
+            chunker_seed: u64::from_le_bytes(seed),
+        }
+    }
+
+    pub fn secret(&self) -> &[u8; 32] {
+        &self.secret
+    }
+
+    /// A blob's ID: keyed BLAKE3 of its plaintext, so an ID confirms
+    /// content only to holders of the key.
+    pub fn blob_id(&self, plaintext: &[u8]) -> Id {
+        Id(*blake3::keyed_hash(&self.id_key, plaintext).as_bytes())
+    }
+
+    /// Seed for the content-defined chunker's gear table.
+    pub fn chunker_seed(&self) -> u64 {
+        self.chunker_seed
+    }
+
+    /// Encrypts to nonce || ciphertext || tag with a fresh random nonce.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        seal_with(&self.cipher, aad, plaintext)
+    }
+
+    /// Authenticates and decrypts nonce || ciphertext || tag; `None` when
+    /// the data or its associated data were altered or the key is wrong.
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        open_with(&self.cipher, aad, sealed)
+    }
+}
+
+impl Drop for MasterKey {
+    fn drop(&mut self) {
+        self.secret.fill(0);
+        self.id_key.fill(0);
+    }
+}
+
+/// Seals with an arbitrary 32-byte key (key wrapping).
+pub fn seal_with_key(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    seal_with(
+        &XChaCha20Poly1305::new(Key::from_slice(key)),
+        aad,
+        plaintext,
+    )
+}
+
+/// Opens with an arbitrary 32-byte key (key unwrapping).
+pub fn open_with_key(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    open_with(&XChaCha20Poly1305::new(Key::from_slice(key)), aad, sealed)
+}
+
+fn seal_with(cipher: &XChaCha20Poly1305, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plaintext);
+    // Encryption fails only for messages longer than the cipher's limit
+    // (256 GiB), far beyond every format limit; such a message is a bug.
+    let tag = cipher
+        .encrypt_in_place_detached(XNonce::from_slice(&nonce), aad, &mut out[NONCE_LEN..])
+        .expect("message within XChaCha20-Poly1305 length limit");
+    out.extend_from_slice(&tag);
+    out
+}
+
+fn open_with(cipher: &XChaCha20Poly1305, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < OVERHEAD {
+        return None;
+    }
+    let (nonce, rest) = sealed.split_at(NONCE_LEN);
+    let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let mut buf = ct.to_vec();
+    cipher
+        .decrypt_in_place_detached(
+            XNonce::from_slice(nonce),
+            aad,
+            &mut buf,
+            Tag::from_slice(tag),
+        )
+        .ok()?;
+    Some(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_round_trip_and_tamper() {
+        let k = MasterKey::generate();
+        let sealed = k.seal(b"aad", b"hello world");
+        assert_eq!(sealed.len(), 11 + OVERHEAD);
+        assert_eq!(
+            k.open(b"aad", &sealed).as_deref(),
+            Some(&b"hello world"[..])
+        );
+        assert!(k.open(b"aae", &sealed).is_none());
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            assert!(k.open(b"aad", &bad).is_none(), "flip at {i} accepted");
+        }
+        assert!(k.open(b"aad", &sealed[..10]).is_none());
+    }
+
+    #[test]
+    fn subkeys_are_distinct_and_deterministic() {
+        let a = MasterKey::from_secret([7; 32]);
+        let b = MasterKey::from_secret([7; 32]);
+        let c = MasterKey::from_secret([8; 32]);
+        assert_eq!(a.blob_id(b"x"), b.blob_id(b"x"));
+        assert_ne!(a.blob_id(b"x"), c.blob_id(b"x"));
+        assert_ne!(a.blob_id(b"x"), Id(*blake3::hash(b"x").as_bytes()));
+        assert_eq!(a.chunker_seed(), b.chunker_seed());
+        assert_ne!(a.chunker_seed(), c.chunker_seed());
+    }
+}

@@ -1,0 +1,73 @@
+//! 32-byte identifiers: blob IDs (keyed BLAKE3 of plaintext) and storage
+//! file names (plain BLAKE3 of the stored bytes).
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+
+/// A 256-bit identifier, shown as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Id(pub [u8; 32]);
+
+impl Id {
+    pub const LEN: usize = 32;
+
+    /// The storage name of a file: the unkeyed BLAKE3 hash of its bytes, so
+    /// that anyone can detect storage corruption without the key.
+    pub fn of_stored(bytes: &[u8]) -> Id {
+        Id(*blake3::hash(bytes).as_bytes())
+    }
+
+    pub fn random() -> Id {
+        let mut b = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+        Id(b)
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The first 8 hex digits, as shown in listings.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..4])
+    }
+
+    pub fn from_hex(s: &str) -> Result<Id> {
+        let mut b = [0u8; 32];
+        hex::decode_to_slice(s, &mut b)
+            .map_err(|_| Error::InvalidArgument(format!("{s:?} is not a 64-digit hex ID")))?;
+        Ok(Id(b))
+    }
+
+    pub fn from_slice(s: &[u8]) -> Option<Id> {
+        <[u8; 32]>::try_from(s).ok().map(Id)
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Id({})", self.short())
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Id, D::Error> {
+        let b: serde_bytes::ByteBuf = Deserialize::deserialize(d)?;
+        Id::from_slice(&b).ok_or_else(|| serde::de::Error::invalid_length(b.len(), &"32 bytes"))
+    }
+}

@@ -1,0 +1,32 @@
+//! cairn's engine: a content-addressed, deduplicating, encrypted backup
+//! repository and the operations on it. The engine prints nothing and
+//! never exits the process; the `cairn` binary is a thin layer over it.
+//!
+//! The modules follow the repository's domains: `format`, `crypto`,
+//! `compress` and `limits` define bytes; `pack`, `repofile` and `index` the
+//! stored objects; `backend` the storage; `repository` ties them together;
+//! `archiver`, `restorer` and `selector` are the commands' logic.
+
+pub mod archiver;
+pub mod backend;
+pub mod chunker;
+pub mod compress;
+pub mod crypto;
+pub mod error;
+pub mod excludes;
+pub mod format;
+pub mod fsmeta;
+pub mod host;
+pub mod id;
+pub mod index;
+pub mod limits;
+pub mod pack;
+pub mod packer;
+pub mod repofile;
+pub mod repository;
+pub mod restorer;
+pub mod selector;
+
+pub use error::{Error, ErrorKind, Result};
+pub use id::Id;
+pub use repository::Repository;

@@ -1,0 +1,385 @@
+//! Pack files: encrypted blobs of one type, followed by an encrypted header
+//! that lists them and a fixed-size trailer that locates the header.
+//!
+//! ```text
+//! header(8) | blob ... | sealed pack header | header length u32 LE | "CPAK"
+//! ```
+
+use crate::crypto::{MasterKey, OVERHEAD};
+use crate::error::{Error, Result};
+use crate::format::{self, aad, FileType, Role, HEADER_LEN};
+use crate::id::Id;
+use crate::limits;
+
+/// Bytes of one pack header entry.
+pub const ENTRY_LEN: usize = 48;
+/// Bytes of the trailer.
+pub const TRAILER_LEN: usize = 8;
+pub const TRAILER_MAGIC: &[u8; 4] = b"CPAK";
+
+/// What a blob holds. Packs never mix types, so that tree packs (small,
+/// needed by every listing) can be cached without the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobType {
+    Data,
+    Tree,
+}
+
+impl BlobType {
+    fn code(self) -> u8 {
+        match self {
+            BlobType::Data => 1,
+            BlobType::Tree => 2,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<BlobType> {
+        match c {
+            1 => Some(BlobType::Data),
+            2 => Some(BlobType::Tree),
+            _ => None,
+        }
+    }
+
+    pub fn role(self) -> Role {
+        match self {
+            BlobType::Data => Role::DataBlob,
+            BlobType::Tree => Role::TreeBlob,
+        }
+    }
+}
+
+/// One blob's place in a pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackEntry {
+    pub blob_type: BlobType,
+    /// Whether the plaintext was zstd-compressed before encryption.
+    pub compressed: bool,
+    /// Offset of the blob's encrypted part in the pack.
+    pub offset: u32,
+    /// Length of the encrypted part (nonce, ciphertext, tag).
+    pub length: u32,
+    /// Length of the blob's plaintext after decompression.
+    pub raw_length: u32,
+    pub id: Id,
+}
+
+/// Encodes entries as the fixed 48-byte records of the pack header (also
+/// used inside index files).
+pub fn encode_entries(entries: &[PackEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * ENTRY_LEN);
+    for e in entries {
+        out.push(e.blob_type.code());
+        out.push(u8::from(e.compressed));
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&e.offset.to_le_bytes());
+        out.extend_from_slice(&e.length.to_le_bytes());
+        out.extend_from_slice(&e.raw_length.to_le_bytes());
+        out.extend_from_slice(&e.id.0);
+    }
+    out
+}
+
+/// Decodes and validates pack header records. `pack_data_end`, when known,
+/// is where the blob area ends; every entry must lie within it.
+pub fn decode_entries(b: &[u8], pack_data_end: Option<u64>, path: &str) -> Result<Vec<PackEntry>> {
+    if b.len() % ENTRY_LEN != 0 {
+        return Err(Error::corrupt(
+            path,
+            "pack header length is not a whole number of entries",
+        ));
+    }
+    let n = b.len() / ENTRY_LEN;
+    if n as u64 > limits::MAX_PACK_ENTRIES {
+        return Err(Error::corrupt(path, "too many pack entries"));
+    }
+    let mut out = Vec::with_capacity(n);
+    for rec in b.chunks_exact(ENTRY_LEN) {
+        let u32_at = |i: usize| u32::from_le_bytes([rec[i], rec[i + 1], rec[i + 2], rec[i + 3]]);
+        let blob_type = BlobType::from_code(rec[0])
+            .ok_or_else(|| Error::corrupt(path, format!("unknown blob type {}", rec[0])))?;
+        let compressed = match rec[1] {
+            0 => false,
+            1 => true,
+            c => return Err(Error::corrupt(path, format!("unknown compression {c}"))),
+        };
+        if rec[2] != 0 || rec[3] != 0 {
+            return Err(Error::corrupt(
+                path,
+                "reserved bytes in a pack entry are set",
+            ));
+        }
+        let e = PackEntry {
+            blob_type,
+            compressed,
+            offset: u32_at(4),
+            length: u32_at(8),
+            raw_length: u32_at(12),
+            id: Id::from_slice(&rec[16..48]).unwrap_or_default(),
+        };
+        // Compression is used only when it shrinks a blob, so a sealed blob
+        // is never longer than its plaintext plus the AEAD overhead.
+        if (e.length as usize) < OVERHEAD
+            || u64::from(e.length) > u64::from(e.raw_length) + OVERHEAD as u64
+            || u64::from(e.raw_length) > limits::MAX_BLOB
+            || (e.offset as usize) < HEADER_LEN
+        {
+            return Err(Error::corrupt(
+                path,
+                format!("blob {} has impossible sizes", e.id),
+            ));
+        }
+        if let Some(end) = pack_data_end {
+            if u64::from(e.offset) + u64::from(e.length) > end {
+                return Err(Error::corrupt(
+                    path,
+                    format!("blob {} lies outside the pack", e.id),
+                ));
+            }
+        }
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// Accumulates sealed blobs of one type into a pack in memory.
+pub struct PackWriter {
+    blob_type: BlobType,
+    buf: Vec<u8>,
+    entries: Vec<PackEntry>,
+}
+
+/// A finished pack, ready to store.
+pub struct FinishedPack {
+    pub id: Id,
+    pub bytes: Vec<u8>,
+    pub entries: Vec<PackEntry>,
+}
+
+impl PackWriter {
+    pub fn new(blob_type: BlobType, capacity: usize) -> PackWriter {
+        let mut buf = Vec::with_capacity(capacity);
+        buf.extend_from_slice(&format::header(FileType::Pack));
+        PackWriter {
+            blob_type,
+            buf,
+            entries: Vec::new(),
+        }
+    }
+
+    pub fn blob_type(&self) -> BlobType {
+        self.blob_type
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Appends an already sealed blob.
+    pub fn add(&mut self, id: Id, sealed: &[u8], raw_length: u32, compressed: bool) {
+        self.entries.push(PackEntry {
+            blob_type: self.blob_type,
+            compressed,
+            offset: self.buf.len() as u32,
+            length: sealed.len() as u32,
+            raw_length,
+            id,
+        });
+        self.buf.extend_from_slice(sealed);
+    }
+
+    /// Seals the header, appends it and the trailer, and names the pack by
+    /// the hash of its bytes.
+    pub fn finish(mut self, key: &MasterKey, repo: &Id) -> FinishedPack {
+        let plain = encode_entries(&self.entries);
+        let sealed = key.seal(&aad(FileType::Pack, repo, Role::PackHeader, None), &plain);
+        self.buf.extend_from_slice(&sealed);
+        self.buf
+            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(TRAILER_MAGIC);
+        FinishedPack {
+            id: Id::of_stored(&self.buf),
+            bytes: self.buf,
+            entries: self.entries,
+        }
+    }
+}
+
+/// Seals one blob's plaintext (compressing it first when that helps).
+/// Returns the sealed bytes and whether they hold compressed data.
+pub fn seal_blob(
+    key: &MasterKey,
+    repo: &Id,
+    blob_type: BlobType,
+    id: &Id,
+    plain: &[u8],
+    level: i32,
+) -> (Vec<u8>, bool) {
+    let a = aad(FileType::Pack, repo, blob_type.role(), Some(id));
+    match crate::compress::compress(plain, level) {
+        Some(c) => (key.seal(&a, &c), true),
+        None => (key.seal(&a, plain), false),
+    }
+}
+
+/// Authenticates, decrypts, decompresses and re-hashes one blob.
+pub fn open_blob(
+    key: &MasterKey,
+    repo: &Id,
+    e: &PackEntry,
+    sealed: &[u8],
+    path: &str,
+) -> Result<Vec<u8>> {
+    let a = aad(FileType::Pack, repo, e.blob_type.role(), Some(&e.id));
+    let inner = key
+        .open(&a, sealed)
+        .ok_or_else(|| Error::corrupt(path, format!("blob {} fails authentication", e.id)))?;
+    let plain = if e.compressed {
+        crate::compress::decompress_exact(&inner, e.raw_length as usize, path)?
+    } else if inner.len() == e.raw_length as usize {
+        inner
+    } else {
+        return Err(Error::corrupt(
+            path,
+            format!("blob {} has the wrong length", e.id),
+        ));
+    };
+    if key.blob_id(&plain) != e.id {
+        return Err(Error::corrupt(
+            path,
+            format!("blob {} does not match its ID", e.id),
+        ));
+    }
+    Ok(plain)
+}
+
+/// Parses the trailer of a pack whose last `TRAILER_LEN` bytes are given,
+/// returning the sealed header's length after checking it fits the pack.
+pub fn header_len_from_trailer(trailer: &[u8], pack_size: u64, path: &str) -> Result<u64> {
+    if trailer.len() != TRAILER_LEN || &trailer[4..] != TRAILER_MAGIC {
+        return Err(Error::corrupt(path, "pack trailer is missing or damaged"));
+    }
+    let hlen = u64::from(u32::from_le_bytes([
+        trailer[0], trailer[1], trailer[2], trailer[3],
+    ]));
+    if hlen > limits::MAX_PACK_HEADER {
+        return Err(Error::Limit {
+            path: path.to_string(),
+            what: "pack header",
+            size: hlen,
+            limit: limits::MAX_PACK_HEADER,
+        });
+    }
+    if hlen < OVERHEAD as u64 || hlen + (TRAILER_LEN + HEADER_LEN) as u64 > pack_size {
+        return Err(Error::corrupt(
+            path,
+            "pack header length does not fit the pack",
+        ));
+    }
+    Ok(hlen)
+}
+
+/// Opens a pack's sealed header and returns its entries, each checked to
+/// lie inside the blob area.
+pub fn open_header(
+    key: &MasterKey,
+    repo: &Id,
+    sealed: &[u8],
+    pack_size: u64,
+    path: &str,
+) -> Result<Vec<PackEntry>> {
+    let plain = key
+        .open(&aad(FileType::Pack, repo, Role::PackHeader, None), sealed)
+        .ok_or_else(|| Error::corrupt(path, "pack header fails authentication"))?;
+    let data_end = pack_size
+        .checked_sub((sealed.len() + TRAILER_LEN) as u64)
+        .ok_or_else(|| Error::corrupt(path, "pack header does not fit the pack"))?;
+    let entries = decode_entries(&plain, Some(data_end), path)?;
+    if let Some(first) = entries.first() {
+        if entries.iter().any(|e| e.blob_type != first.blob_type) {
+            return Err(Error::corrupt(path, "pack mixes blob types"));
+        }
+    }
+    Ok(entries)
+}
+
+/// Reads and checks a complete pack held in memory: header, trailer, and
+/// that it starts with a pack file header.
+pub fn parse_pack(key: &MasterKey, repo: &Id, bytes: &[u8], path: &str) -> Result<Vec<PackEntry>> {
+    if bytes.len() as u64 > limits::MAX_PACK {
+        return Err(Error::corrupt(path, "pack exceeds the format's size limit"));
+    }
+    format::strip_header(bytes, FileType::Pack, path)?;
+    let size = bytes.len() as u64;
+    if size < (HEADER_LEN + TRAILER_LEN) as u64 {
+        return Err(Error::corrupt(path, "pack is truncated"));
+    }
+    let trailer = &bytes[bytes.len() - TRAILER_LEN..];
+    let hlen = header_len_from_trailer(trailer, size, path)? as usize;
+    let start = bytes.len() - TRAILER_LEN - hlen;
+    open_header(
+        key,
+        repo,
+        &bytes[start..bytes.len() - TRAILER_LEN],
+        size,
+        path,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_round_trip_and_damage() {
+        let key = MasterKey::generate();
+        let repo = Id::random();
+        let mut w = PackWriter::new(BlobType::Data, 1024);
+        let blobs: Vec<Vec<u8>> = vec![vec![1; 1000], b"short".to_vec(), vec![]];
+        for b in &blobs {
+            let id = key.blob_id(b);
+            let (sealed, c) = seal_blob(&key, &repo, BlobType::Data, &id, b, 3);
+            w.add(id, &sealed, b.len() as u32, c);
+        }
+        let p = w.finish(&key, &repo);
+        assert_eq!(p.id, Id::of_stored(&p.bytes));
+        let entries = parse_pack(&key, &repo, &p.bytes, "p").unwrap();
+        assert_eq!(entries, p.entries);
+        for (e, b) in entries.iter().zip(&blobs) {
+            let s = &p.bytes[e.offset as usize..(e.offset + e.length) as usize];
+            assert_eq!(&open_blob(&key, &repo, e, s, "p").unwrap(), b);
+        }
+        // Another repository's ID in the associated data fails.
+        assert!(parse_pack(&key, &Id::random(), &p.bytes, "p").is_err());
+        // Any flipped byte in the header region or trailer fails.
+        for i in [
+            0,
+            5,
+            6,
+            p.bytes.len() - 1,
+            p.bytes.len() - 5,
+            p.bytes.len() - 20,
+        ] {
+            let mut bad = p.bytes.clone();
+            bad[i] ^= 0x40;
+            assert!(parse_pack(&key, &repo, &bad, "p").is_err(), "flip at {i}");
+        }
+        for n in 0..p.bytes.len() {
+            let _ = parse_pack(&key, &repo, &p.bytes[..n], "p");
+        }
+        // A blob moved under another ID fails.
+        let mut e = entries[0];
+        e.id = entries[1].id;
+        let s = &p.bytes[e.offset as usize..(e.offset + e.length) as usize];
+        assert!(open_blob(&key, &repo, &e, s, "p").is_err());
+    }
+}

@@ -1,0 +1,263 @@
+//! Collects new blobs into packs and stores them in the background, then
+//! indexes them. Order on storage: a pack is stored before any index file
+//! lists it, so an index never points at a missing pack.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::backend::Backend;
+use crate::crypto::MasterKey;
+use crate::error::{Error, Result};
+use crate::format::{FileType, Role};
+use crate::id::Id;
+use crate::index::Index;
+use crate::pack::{self, BlobType, PackWriter};
+use crate::repofile::indexfile::{IndexFile, IndexPack};
+use crate::repofile::seal_metadata;
+use crate::repository::{pack_path, Repository, INDEX};
+
+/// Packs stored before an intermediate index file is written, so that an
+/// interrupted backup leaves most of its work indexed and reusable.
+const PACKS_PER_INDEX: usize = 64;
+
+/// Counters of what was added.
+#[derive(Debug, Default)]
+pub struct PackerStats {
+    pub data_blobs: AtomicU64,
+    pub tree_blobs: AtomicU64,
+    pub bytes_added: AtomicU64,
+    pub bytes_stored: AtomicU64,
+}
+
+/// What the packer wrote, once finished.
+#[derive(Debug, Default)]
+pub struct PackerResult {
+    pub packs: Vec<IndexPack>,
+    pub index_files: Vec<Id>,
+}
+
+/// Deduplicates and packs blobs for one run. Safe to share across threads.
+pub struct Packer {
+    key: Arc<MasterKey>,
+    repo_id: Id,
+    level: i32,
+    pack_size: usize,
+    known: Arc<Index>,
+    claimed: Mutex<HashSet<Id>>,
+    open: [Mutex<Option<PackWriter>>; 2],
+    tx: Mutex<Option<SyncSender<PackWriter>>>,
+    worker: Mutex<Option<JoinHandle<Result<PackerResult>>>>,
+    pub stats: PackerStats,
+}
+
+impl Packer {
+    /// Starts a packer for `repo`. With `dry_run`, packs are built but not
+    /// stored.
+    pub fn new(repo: &Repository, dry_run: bool) -> Packer {
+        let (tx, rx) = sync_channel::<PackWriter>(1);
+        let backend = repo.backend().clone();
+        let key = repo.key().clone();
+        let repo_id = *repo.id();
+        let worker = std::thread::Builder::new()
+            .name("cairn-upload".into())
+            .spawn(move || upload_loop(rx, backend, key, repo_id, dry_run))
+            .ok();
+        Packer {
+            key: repo.key().clone(),
+            repo_id,
+            level: repo.config().compression,
+            pack_size: repo.config().pack_size as usize,
+            known: repo.index(),
+            claimed: Mutex::new(HashSet::new()),
+            open: [Mutex::new(None), Mutex::new(None)],
+            tx: Mutex::new(Some(tx)),
+            worker: Mutex::new(worker),
+            stats: PackerStats::default(),
+        }
+    }
+
+    pub fn key(&self) -> &MasterKey {
+        &self.key
+    }
+
+    /// Whether the repository (or this run) already has the blob.
+    pub fn has(&self, id: &Id) -> bool {
+        self.known.contains(id)
+            || self
+                .claimed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(id)
+    }
+
+    /// The index as it was when the run started.
+    pub fn known(&self) -> &Index {
+        &self.known
+    }
+
+    /// Claims a blob for storing: true when it is new, in which case the
+    /// caller must [`Packer::add`] it.
+    pub fn claim(&self, id: &Id) -> bool {
+        !self.known.contains(id)
+            && self
+                .claimed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(*id)
+    }
+
+    /// Computes a blob's ID and stores it if new. Returns the ID.
+    pub fn save(&self, t: BlobType, plain: &[u8]) -> Result<Id> {
+        let id = self.key.blob_id(plain);
+        if self.claim(&id) {
+            let (sealed, compressed) =
+                pack::seal_blob(&self.key, &self.repo_id, t, &id, plain, self.level);
+            self.add(t, id, &sealed, plain.len() as u32, compressed)?;
+        }
+        Ok(id)
+    }
+
+    /// Adds a sealed blob previously claimed.
+    pub fn add(
+        &self,
+        t: BlobType,
+        id: Id,
+        sealed: &[u8],
+        raw_len: u32,
+        compressed: bool,
+    ) -> Result<()> {
+        match t {
+            BlobType::Data => self.stats.data_blobs.fetch_add(1, Ordering::Relaxed),
+            BlobType::Tree => self.stats.tree_blobs.fetch_add(1, Ordering::Relaxed),
+        };
+        self.stats
+            .bytes_added
+            .fetch_add(u64::from(raw_len), Ordering::Relaxed);
+        self.stats
+            .bytes_stored
+            .fetch_add(sealed.len() as u64, Ordering::Relaxed);
+        let slot = &self.open[t as usize];
+        let full = {
+            let mut g = slot.lock().unwrap_or_else(|e| e.into_inner());
+            let w = g.get_or_insert_with(|| PackWriter::new(t, self.pack_size + (1 << 20)));
+            w.add(id, sealed, raw_len, compressed);
+            if w.len() >= self.pack_size || w.count() as u64 >= crate::limits::MAX_PACK_ENTRIES / 2
+            {
+                g.take()
+            } else {
+                None
+            }
+        };
+        if let Some(w) = full {
+            self.send(w)?;
+        }
+        Ok(())
+    }
+
+    fn send(&self, w: PackWriter) -> Result<()> {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match tx {
+            Some(tx) if tx.send(w).is_ok() => Ok(()),
+            // The uploader stopped: its error is the one to report.
+            _ => Err(self
+                .join_worker()
+                .err()
+                .unwrap_or_else(|| Error::InvalidArgument("pack uploader stopped".into()))),
+        }
+    }
+
+    fn join_worker(&self) -> Result<PackerResult> {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let h = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match h {
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(Error::InvalidArgument("pack uploader panicked".into()))),
+            None => Err(Error::InvalidArgument(
+                "pack uploader is not running".into(),
+            )),
+        }
+    }
+
+    /// Stores the partly filled packs, waits for all uploads, and writes the
+    /// last index file.
+    pub fn finish(&self) -> Result<PackerResult> {
+        for slot in &self.open {
+            let w = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(w) = w {
+                if !w.is_empty() {
+                    self.send(w)?;
+                }
+            }
+        }
+        self.join_worker()
+    }
+
+    /// Abandons blobs not yet in a stored pack but indexes every pack
+    /// already stored, so an interrupted run's work is reused next time.
+    pub fn abort(&self) {
+        for slot in &self.open {
+            slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+        let _ = self.join_worker();
+    }
+}
+
+fn upload_loop(
+    rx: Receiver<PackWriter>,
+    backend: Arc<dyn Backend>,
+    key: Arc<MasterKey>,
+    repo_id: Id,
+    dry_run: bool,
+) -> Result<PackerResult> {
+    let mut result = PackerResult::default();
+    let mut pending: Vec<IndexPack> = Vec::new();
+    let write_index = |pending: &mut Vec<IndexPack>, result: &mut PackerResult| -> Result<()> {
+        if pending.is_empty() || dry_run {
+            result.packs.append(pending);
+            return Ok(());
+        }
+        let f = IndexFile {
+            supersedes: Vec::new(),
+            packs: std::mem::take(pending),
+        };
+        let bytes = seal_metadata(&key, &repo_id, FileType::Index, Role::Index, &f);
+        let id = Id::of_stored(&bytes);
+        backend.write(&format!("{INDEX}{id}"), bytes)?;
+        result.index_files.push(id);
+        result.packs.extend(f.packs);
+        Ok(())
+    };
+    let mut failure = None;
+    for w in rx.iter() {
+        let p = w.finish(&key, &repo_id);
+        let size = p.bytes.len() as u64;
+        if !dry_run {
+            if let Err(e) = backend.write(&pack_path(&p.id), p.bytes) {
+                failure = Some(e);
+                break;
+            }
+        }
+        pending.push(IndexPack {
+            id: p.id,
+            size,
+            blobs: pack::encode_entries(&p.entries),
+        });
+        if pending.len() >= PACKS_PER_INDEX {
+            if let Err(e) = write_index(&mut pending, &mut result) {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    drop(rx);
+    // Index what was stored even when failing, then report the failure.
+    let r = write_index(&mut pending, &mut result);
+    match (failure, r) {
+        (Some(e), _) | (None, Err(e)) => Err(e),
+        (None, Ok(())) => Ok(result),
+    }
+}

@@ -1,0 +1,52 @@
+//! Snapshots: the root of one backup, with who, when, what and how it went.
+
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+
+use crate::id::Id;
+
+/// What a backup did, recorded in its snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub files_new: u64,
+    pub files_changed: u64,
+    pub files_unmodified: u64,
+    pub dirs_new: u64,
+    pub dirs_changed: u64,
+    pub dirs_unmodified: u64,
+    /// Files that could not be read and are missing from the snapshot.
+    pub files_failed: u64,
+    pub data_blobs_added: u64,
+    pub tree_blobs_added: u64,
+    /// Bytes of file content read from the source.
+    pub bytes_read: u64,
+    /// Plaintext bytes of new blobs.
+    pub bytes_added: u64,
+    /// Bytes of new blobs as stored (compressed and encrypted).
+    pub bytes_added_stored: u64,
+    /// Total size of the files in the snapshot.
+    pub total_bytes: u64,
+    pub total_files: u64,
+    pub duration_ns: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub time: DateTime<FixedOffset>,
+    pub hostname: String,
+    pub username: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub tree: Id,
+    #[serde(default)]
+    pub parent: Option<Id>,
+    pub program_version: String,
+    #[serde(default)]
+    pub summary: Option<Summary>,
+    /// The snapshot's own ID (its file name); not stored.
+    #[serde(skip)]
+    pub id: Id,
+}

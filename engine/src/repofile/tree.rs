@@ -1,0 +1,153 @@
+//! Tree blobs: one directory's entries with their full metadata, as CBOR.
+//! A directory node points at its subtree's blob ID and a file node lists
+//! its content blobs in order, so a snapshot is a Merkle tree.
+
+use serde::{Deserialize, Serialize};
+
+use super::{from_cbor, to_cbor};
+use crate::error::{Error, Result};
+use crate::id::Id;
+
+/// The kind of file system object a node records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    Socket,
+    Chardev,
+    Blockdev,
+}
+
+/// One extended attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Xattr {
+    #[serde(with = "serde_bytes")]
+    pub name: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
+}
+
+/// Extra facts about a file captured from a live SQLite database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqliteMeta {
+    pub page_size: u32,
+    pub page_count: u64,
+    pub journal_mode: String,
+    pub user_version: i64,
+    /// BLAKE3 of the `sqlite_schema` rows, hex.
+    pub schema_hash: String,
+    pub sqlite_version: String,
+}
+
+/// One directory entry. Times are nanoseconds since the Unix epoch. A
+/// regular file with `links > 1` belongs to a hardlink group: the nodes of a
+/// snapshot sharing `(device, inode)` are restored as one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    #[serde(with = "serde_bytes")]
+    pub name: Vec<u8>,
+    pub kind: NodeKind,
+    /// Permission bits with setuid, setgid and sticky (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub mtime: i64,
+    pub ctime: i64,
+    pub atime: i64,
+    pub inode: u64,
+    pub device: u64,
+    pub links: u64,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub link_target: Option<Vec<u8>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<Xattr>,
+    /// Device number of character and block devices.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rdev: u64,
+    /// Content blobs of a file, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<Id>,
+    /// Tree blob of a directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtree: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqlite: Option<SqliteMeta>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+impl Node {
+    /// The name as an OS string (names are arbitrary bytes on Unix).
+    pub fn os_name(&self) -> &std::ffi::OsStr {
+        use std::os::unix::ffi::OsStrExt;
+        std::ffi::OsStr::from_bytes(&self.name)
+    }
+
+    pub fn name_lossy(&self) -> String {
+        String::from_utf8_lossy(&self.name).into_owned()
+    }
+}
+
+/// A directory's entries, sorted by name bytes, without duplicates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    pub fn encode(&self) -> Vec<u8> {
+        to_cbor(self)
+    }
+
+    /// Decodes and checks the invariants every reader relies on: names are
+    /// non-empty, contain no `/` or NUL, are not `.` or `..`, and are
+    /// strictly sorted (so no duplicates).
+    pub fn decode(b: &[u8], what: &str) -> Result<Tree> {
+        let t: Tree = from_cbor(b, what)?;
+        for (i, n) in t.nodes.iter().enumerate() {
+            if n.name.is_empty()
+                || n.name == b"."
+                || n.name == b".."
+                || n.name.iter().any(|&c| c == b'/' || c == 0)
+            {
+                return Err(Error::corrupt(
+                    what,
+                    format!("invalid entry name {:?}", n.name_lossy()),
+                ));
+            }
+            if i > 0 && t.nodes[i - 1].name >= n.name {
+                return Err(Error::corrupt(
+                    what,
+                    "tree entries are not sorted or repeat a name",
+                ));
+            }
+            if (n.kind == NodeKind::Dir) != n.subtree.is_some() {
+                return Err(Error::corrupt(
+                    what,
+                    format!(
+                        "{}: directory without subtree or subtree on a non-directory",
+                        n.name_lossy()
+                    ),
+                ));
+            }
+        }
+        Ok(t)
+    }
+
+    pub fn find(&self, name: &[u8]) -> Option<&Node> {
+        self.nodes
+            .binary_search_by(|n| n.name.as_slice().cmp(name))
+            .ok()
+            .map(|i| &self.nodes[i])
+    }
+}

@@ -1,0 +1,554 @@
+//! Restore: plans the files of a snapshot (or a part of it), then reads
+//! each needed pack once, in parallel, verifying every blob's hash on the
+//! way out, and writes blobs at their offsets. Runs of zeros are left as
+//! holes, so sparse files stay sparse. Metadata comes last: ownership (as
+//! root), mode, extended attributes, then times, directories deepest first.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::{self, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use filetime::FileTime;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::excludes::Excludes;
+use crate::id::Id;
+use crate::pack::{self, PackEntry};
+use crate::repofile::tree::{Node, NodeKind};
+use crate::repository::{pack_path, Repository};
+
+/// A pack read covering several blobs is used when the bytes between them
+/// are at most this share of what is read.
+const MAX_GAP_SHARE: f64 = 0.5;
+
+pub struct RestoreOptions {
+    pub target: PathBuf,
+    /// When non-empty, only matching paths (and what lies below them) are
+    /// restored. Patterns are matched against paths inside the snapshot.
+    pub include: Option<Excludes>,
+    pub exclude: Excludes,
+    /// Reread every restored file and compare it with the snapshot.
+    pub verify: bool,
+    /// Restore owners (default when running as root).
+    pub owners: bool,
+}
+
+pub trait RestoreProgress: Sync {
+    fn planned(&self, _files: u64, _bytes: u64) {}
+    fn bytes_written(&self, _n: u64) {}
+    fn warning(&self, _path: &Path, _message: &str) {}
+}
+
+pub struct NoRestoreProgress;
+impl RestoreProgress for NoRestoreProgress {}
+
+#[derive(Debug, Default, Clone)]
+pub struct RestoreOutcome {
+    pub files: u64,
+    pub dirs: u64,
+    pub others: u64,
+    pub bytes: u64,
+    pub verified_files: u64,
+    /// Problems that did not stop the restore, with the path concerned.
+    pub errors: Vec<(PathBuf, String)>,
+}
+
+struct FilePlan {
+    target: PathBuf,
+    node: Node,
+}
+
+#[derive(Default)]
+struct Plan {
+    /// Directories in creation order (parents first).
+    dirs: Vec<(PathBuf, Node)>,
+    files: Vec<FilePlan>,
+    /// Symlinks, FIFOs, sockets and devices.
+    others: Vec<(PathBuf, Node)>,
+    /// (new path, index of the file it links to).
+    links: Vec<(PathBuf, usize)>,
+    /// First restored file of each hardlink group.
+    groups: HashMap<(u64, u64), usize>,
+}
+
+/// Restores `node` (a directory, file or other object found at `snap_path`
+/// in a snapshot) into `opts.target`: a directory's contents go directly
+/// into the target, anything else becomes a child of the target.
+pub fn restore(
+    repo: &Repository,
+    node: &Node,
+    snap_path: &str,
+    opts: &RestoreOptions,
+    progress: &dyn RestoreProgress,
+    interrupted: &AtomicBool,
+) -> Result<RestoreOutcome> {
+    let mut plan = Plan::default();
+    fs::create_dir_all(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
+    let base = PathBuf::from(if snap_path.is_empty() { "/" } else { snap_path });
+    if node.kind == NodeKind::Dir {
+        plan_dir(repo, node, &base, &opts.target, opts, &mut plan, 0)?;
+    } else {
+        let target = opts.target.join(node.os_name());
+        plan_entry(repo, node, &base, &target, opts, &mut plan, 0, true)?;
+    }
+    let total: u64 = plan.files.iter().map(|f| f.node.size).sum();
+    progress.planned(plan.files.len() as u64, total);
+
+    let errors = Mutex::new(Vec::new());
+    let err = |p: &Path, m: String| {
+        progress.warning(p, &m);
+        errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((p.to_path_buf(), m));
+    };
+
+    // Directories, then empty files of the right size.
+    for (d, _) in &plan.dirs {
+        make_dir(d)?;
+    }
+    let created: Vec<bool> = plan
+        .files
+        .par_iter()
+        .map(|f| match create_file(&f.target, f.node.size) {
+            Ok(()) => true,
+            Err(e) => {
+                err(&f.target, e.to_string());
+                false
+            }
+        })
+        .collect();
+
+    // Content, pack by pack.
+    let index = repo.index();
+    let mut by_pack: HashMap<Id, Vec<(PackEntry, Vec<(usize, u64)>)>> = HashMap::new();
+    let mut slot: HashMap<Id, (Id, usize)> = HashMap::new();
+    for (fi, f) in plan.files.iter().enumerate() {
+        if !created[fi] {
+            continue;
+        }
+        let mut off = 0u64;
+        for id in &f.node.content {
+            let Some(loc) = index.get(id) else {
+                err(
+                    &f.target,
+                    format!("blob {id} is missing from the repository; file is incomplete"),
+                );
+                break;
+            };
+            match slot.get(id) {
+                Some((p, i)) => by_pack
+                    .get_mut(p)
+                    .map(|v| v[*i].1.push((fi, off)))
+                    .unwrap_or(()),
+                None => {
+                    let v = by_pack.entry(loc.pack).or_default();
+                    slot.insert(*id, (loc.pack, v.len()));
+                    v.push((loc.entry, vec![(fi, off)]));
+                }
+            }
+            off += u64::from(loc.entry.raw_length);
+        }
+    }
+    drop(slot);
+    let written = AtomicU64::new(0);
+    let mut jobs: Vec<(Id, Vec<(PackEntry, Vec<(usize, u64)>)>)> = by_pack.into_iter().collect();
+    jobs.sort_by_key(|(id, _)| *id);
+    let fatal: Mutex<Option<Error>> = Mutex::new(None);
+    jobs.par_iter_mut().for_each(|(pack_id, blobs)| {
+        if interrupted.load(Ordering::Relaxed) {
+            return;
+        }
+        blobs.sort_by_key(|(e, _)| e.offset);
+        if let Err(e) = restore_pack(repo, pack_id, blobs, &plan.files, progress, &written, &err) {
+            match e {
+                Error::Interrupted => {}
+                e => {
+                    let path = pack_path(pack_id);
+                    err(Path::new(&path), e.to_string());
+                }
+            }
+        }
+    });
+    if interrupted.load(Ordering::Relaxed) {
+        return Err(Error::Interrupted);
+    }
+    if let Some(e) = fatal.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+
+    // Hardlinks, then the other objects.
+    for (path, fi) in &plan.links {
+        let _ = fs::remove_file(path);
+        if let Err(e) = fs::hard_link(&plan.files[*fi].target, path) {
+            err(path, format!("cannot create hardlink: {e}"));
+        }
+    }
+    for (path, n) in &plan.others {
+        if let Err(e) = make_other(path, n) {
+            err(path, e);
+        }
+    }
+
+    // Metadata: files and others, then directories deepest first.
+    let owners = opts.owners;
+    plan.files.par_iter().for_each(|f| {
+        if let Err(e) = apply_metadata(&f.target, &f.node, owners) {
+            err(&f.target, e);
+        }
+    });
+    for (path, n) in &plan.others {
+        if n.kind != NodeKind::Socket {
+            if let Err(e) = apply_metadata(path, n, owners) {
+                err(path, e);
+            }
+        }
+    }
+    for (path, n) in plan.dirs.iter().rev() {
+        if let Err(e) = apply_metadata(path, n, owners) {
+            err(path, e);
+        }
+    }
+
+    let mut outcome = RestoreOutcome {
+        files: plan.files.len() as u64 + plan.links.len() as u64,
+        dirs: plan.dirs.len() as u64,
+        others: plan.others.len() as u64,
+        bytes: total,
+        verified_files: 0,
+        errors: Vec::new(),
+    };
+    if opts.verify {
+        let verified = AtomicU64::new(0);
+        plan.files
+            .par_iter()
+            .for_each(|f| match verify_file(repo, &f.target, &f.node) {
+                Ok(()) => {
+                    verified.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => err(&f.target, e.to_string()),
+            });
+        outcome.verified_files = verified.into_inner();
+    }
+    outcome.errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok(outcome)
+}
+
+fn child_path(base: &Path, name: &[u8]) -> PathBuf {
+    base.join(OsStr::from_bytes(name))
+}
+
+fn selected(opts: &RestoreOptions, snap_path: &Path) -> (bool, bool) {
+    // (selected itself, may contain selected entries)
+    if opts.exclude.is_excluded(snap_path) {
+        return (false, false);
+    }
+    match &opts.include {
+        None => (true, true),
+        Some(inc) => {
+            let mut p = Some(snap_path);
+            while let Some(q) = p {
+                if inc.is_excluded(q) {
+                    return (true, true);
+                }
+                p = q.parent();
+            }
+            (false, true)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_entry(
+    repo: &Repository,
+    n: &Node,
+    snap_path: &Path,
+    target: &Path,
+    opts: &RestoreOptions,
+    plan: &mut Plan,
+    depth: usize,
+    forced: bool,
+) -> Result<bool> {
+    let (sel, descend) = if forced {
+        (true, true)
+    } else {
+        selected(opts, snap_path)
+    };
+    match n.kind {
+        NodeKind::Dir => {
+            if !descend {
+                return Ok(false);
+            }
+            let at = plan.dirs.len();
+            plan.dirs.push((target.to_path_buf(), n.clone()));
+            let any = plan_dir(repo, n, snap_path, target, opts, plan, depth + 1)?;
+            if !any && !sel {
+                plan.dirs.truncate(at);
+                return Ok(false);
+            }
+            Ok(true)
+        }
+        _ if !sel => Ok(false),
+        NodeKind::File => {
+            if n.links > 1 {
+                if let Some(&fi) = plan.groups.get(&(n.device, n.inode)) {
+                    plan.links.push((target.to_path_buf(), fi));
+                    return Ok(true);
+                }
+                plan.groups.insert((n.device, n.inode), plan.files.len());
+            }
+            plan.files.push(FilePlan {
+                target: target.to_path_buf(),
+                node: n.clone(),
+            });
+            Ok(true)
+        }
+        _ => {
+            plan.others.push((target.to_path_buf(), n.clone()));
+            Ok(true)
+        }
+    }
+}
+
+fn plan_dir(
+    repo: &Repository,
+    dir: &Node,
+    snap_path: &Path,
+    target: &Path,
+    opts: &RestoreOptions,
+    plan: &mut Plan,
+    depth: usize,
+) -> Result<bool> {
+    if depth > crate::limits::MAX_TREE_DEPTH {
+        return Err(Error::corrupt(
+            snap_path.display().to_string(),
+            "tree nesting exceeds the format limit",
+        ));
+    }
+    let Some(sub) = dir.subtree else {
+        return Ok(false);
+    };
+    let tree = repo.load_tree(&sub)?;
+    let mut any = false;
+    for n in &tree.nodes {
+        let sp = child_path(snap_path, &n.name);
+        let tp = child_path(target, &n.name);
+        any |= plan_entry(repo, n, &sp, &tp, opts, plan, depth, false)?;
+    }
+    Ok(any)
+}
+
+fn make_dir(d: &Path) -> Result<()> {
+    match fs::symlink_metadata(d) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => fs::remove_file(d).map_err(|e| Error::io(d, e))?,
+        Err(_) => {}
+    }
+    fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    // Owner-writable until the final mode is applied at the end.
+    fs::set_permissions(d, fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(d, e))
+}
+
+fn create_file(p: &Path, size: u64) -> std::io::Result<()> {
+    if let Ok(m) = fs::symlink_metadata(p) {
+        if !m.is_file() || m.nlink() > 1 {
+            if m.is_dir() {
+                fs::remove_dir_all(p)?;
+            } else {
+                fs::remove_file(p)?;
+            }
+        }
+    }
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)?;
+    f.set_len(size)
+}
+
+use std::os::unix::fs::MetadataExt;
+
+#[allow(clippy::too_many_arguments)]
+fn restore_pack(
+    repo: &Repository,
+    pack_id: &Id,
+    blobs: &[(PackEntry, Vec<(usize, u64)>)],
+    files: &[FilePlan],
+    progress: &dyn RestoreProgress,
+    written: &AtomicU64,
+    err: &(dyn Fn(&Path, String) + Sync),
+) -> Result<()> {
+    let path = pack_path(pack_id);
+    let backend = repo.backend();
+    // Group consecutive blobs into reads whose gaps are small.
+    let mut i = 0;
+    while i < blobs.len() {
+        let start = u64::from(blobs[i].0.offset);
+        let mut end = start + u64::from(blobs[i].0.length);
+        let mut used = end - start;
+        let mut j = i + 1;
+        while j < blobs.len() {
+            let e = &blobs[j].0;
+            let new_end = (u64::from(e.offset) + u64::from(e.length)).max(end);
+            let new_used = used + u64::from(e.length);
+            if (new_end - start - new_used) as f64 > MAX_GAP_SHARE * (new_end - start) as f64 {
+                break;
+            }
+            end = new_end;
+            used = new_used;
+            j += 1;
+        }
+        let buf = backend.read_range(&path, start, end - start)?;
+        for (e, targets) in &blobs[i..j] {
+            let a = (u64::from(e.offset) - start) as usize;
+            let sealed = &buf[a..a + e.length as usize];
+            let plain = match pack::open_blob(repo.key(), repo.id(), e, sealed, &path) {
+                Ok(p) => p,
+                Err(x) => {
+                    for (fi, _) in targets {
+                        err(&files[*fi].target, format!("{x}; file is incomplete"));
+                    }
+                    continue;
+                }
+            };
+            let zero = plain.iter().all(|&b| b == 0);
+            for (fi, off) in targets {
+                if !zero {
+                    let target = &files[*fi].target;
+                    let r = OpenOptions::new()
+                        .write(true)
+                        .custom_flags(libc::O_NOFOLLOW)
+                        .open(target)
+                        .and_then(|f| f.write_all_at(&plain, *off));
+                    if let Err(x) = r {
+                        err(target, format!("write failed: {x}"));
+                    }
+                }
+                written.fetch_add(plain.len() as u64, Ordering::Relaxed);
+                progress.bytes_written(plain.len() as u64);
+            }
+        }
+        i = j;
+    }
+    Ok(())
+}
+
+fn make_other(path: &Path, n: &Node) -> std::result::Result<(), String> {
+    if let Ok(m) = fs::symlink_metadata(path) {
+        let r = if m.is_dir() {
+            fs::remove_dir_all(path)
+        } else {
+            fs::remove_file(path)
+        };
+        r.map_err(|e| format!("cannot replace existing entry: {e}"))?;
+    }
+    let mode = nix::sys::stat::Mode::from_bits_truncate(n.mode & 0o7777);
+    match n.kind {
+        NodeKind::Symlink => {
+            let t = n.link_target.as_deref().unwrap_or_default();
+            std::os::unix::fs::symlink(OsStr::from_bytes(t), path)
+                .map_err(|e| format!("cannot create symlink: {e}"))
+        }
+        NodeKind::Fifo => {
+            nix::unistd::mkfifo(path, mode).map_err(|e| format!("cannot create FIFO: {e}"))
+        }
+        NodeKind::Chardev | NodeKind::Blockdev => {
+            let kind = if n.kind == NodeKind::Chardev {
+                nix::sys::stat::SFlag::S_IFCHR
+            } else {
+                nix::sys::stat::SFlag::S_IFBLK
+            };
+            nix::sys::stat::mknod(path, kind, mode, n.rdev)
+                .map_err(|e| format!("cannot create device node: {e}"))
+        }
+        // A socket is only meaningful while its server listens; like other
+        // tools, restore leaves it out.
+        NodeKind::Socket => Ok(()),
+        NodeKind::File | NodeKind::Dir => Ok(()),
+    }
+}
+
+fn apply_metadata(path: &Path, n: &Node, owners: bool) -> std::result::Result<(), String> {
+    let is_link = n.kind == NodeKind::Symlink;
+    if owners {
+        std::os::unix::fs::lchown(path, Some(n.uid), Some(n.gid))
+            .map_err(|e| format!("cannot set owner: {e}"))?;
+    }
+    if !is_link {
+        fs::set_permissions(path, fs::Permissions::from_mode(n.mode & 0o7777))
+            .map_err(|e| format!("cannot set mode: {e}"))?;
+        for x in &n.xattrs {
+            if let Err(e) = xattr::set(path, OsStr::from_bytes(&x.name), &x.value) {
+                return Err(format!(
+                    "cannot set extended attribute {}: {e}",
+                    String::from_utf8_lossy(&x.name)
+                ));
+            }
+        }
+    }
+    let t = |ns: i64| {
+        FileTime::from_unix_time(
+            ns.div_euclid(1_000_000_000),
+            ns.rem_euclid(1_000_000_000) as u32,
+        )
+    };
+    filetime::set_symlink_file_times(path, t(n.atime), t(n.mtime))
+        .map_err(|e| format!("cannot set times: {e}"))
+}
+
+/// Rereads a restored file and checks every chunk against its blob ID.
+fn verify_file(repo: &Repository, path: &Path, n: &Node) -> Result<()> {
+    let index = repo.index();
+    let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len != n.size {
+        return Err(Error::VerifyFailed {
+            path: path.display().to_string(),
+            reason: format!("size {len}, {} expected", n.size),
+        });
+    }
+    let mut off = 0u64;
+    let mut buf = Vec::new();
+    for id in &n.content {
+        let loc = index.get(id).ok_or_else(|| Error::VerifyFailed {
+            path: path.display().to_string(),
+            reason: format!("blob {id} missing from the index"),
+        })?;
+        buf.resize(loc.entry.raw_length as usize, 0);
+        f.read_exact_at(&mut buf, off)
+            .map_err(|e| Error::io(path, e))?;
+        if repo.key().blob_id(&buf) != *id {
+            return Err(Error::VerifyFailed {
+                path: path.display().to_string(),
+                reason: format!("content at offset {off} differs"),
+            });
+        }
+        off += buf.len() as u64;
+    }
+    Ok(())
+}
+
+/// Writes a file's content, blob by blob, to `out`.
+pub fn dump_file(repo: &Repository, n: &Node, out: &mut dyn std::io::Write) -> Result<()> {
+    if n.kind != NodeKind::File {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not a regular file",
+            n.name_lossy()
+        )));
+    }
+    for id in &n.content {
+        let b = repo.read_blob(id)?;
+        out.write_all(&b)
+            .map_err(|e| Error::io("standard output", e))?;
+    }
+    out.flush().map_err(|e| Error::io("standard output", e))
+}

@@ -137,6 +137,9 @@ impl From<std::io::Error> for FileError {
     }
 }
 
+/// A hardlinked file's mtime and content, reused for its other names.
+type HardlinkContent = (i64, Vec<Id>);
+
 struct Archiver<'a> {
     repo: &'a Repository,
     packer: Packer,
@@ -148,7 +151,7 @@ struct Archiver<'a> {
     counters: Counters,
     warnings: Mutex<Vec<Warning>>,
     /// Content of hardlinked files already read, by (device, inode).
-    hardlinks: Mutex<HashMap<(u64, u64), (i64, Vec<Id>)>>,
+    hardlinks: Mutex<HashMap<(u64, u64), HardlinkContent>>,
 }
 
 /// The directories leading to the backed-up paths.
@@ -289,7 +292,7 @@ pub fn backup(
                 Some(s) => archiver.load_parent_tree(&s.tree, Path::new("/")),
                 None => None,
             };
-            archiver.save_vdir(Path::new("/"), &root, parent_tree.as_ref())
+            archiver.save_vdir(Path::new("/"), &root, parent_tree.as_ref(), None)
         }
     };
     let tree = match tree {
@@ -403,7 +406,13 @@ impl Archiver<'_> {
         Ok(id)
     }
 
-    fn save_vdir(&self, path: &Path, dir: &VDir, parent: Option<&Tree>) -> Result<Id> {
+    fn save_vdir(
+        &self,
+        path: &Path,
+        dir: &VDir,
+        parent: Option<&Tree>,
+        parent_node: Option<&Node>,
+    ) -> Result<Id> {
         let mut nodes = Vec::new();
         for (name, entry) in &dir.children {
             let pnode = parent.and_then(|t| t.find(name));
@@ -428,7 +437,7 @@ impl Archiver<'_> {
                         .filter(|n| n.kind == NodeKind::Dir)
                         .and_then(|n| n.subtree)
                         .and_then(|id| self.load_parent_tree(&id, p));
-                    let subtree = self.save_vdir(p, sub, ptree.as_ref())?;
+                    let subtree = self.save_vdir(p, sub, ptree.as_ref(), pnode)?;
                     let mut node = node_from_metadata(name, &meta, NodeKind::Dir, &self.names);
                     node.xattrs = read_xattrs(p);
                     node.subtree = Some(subtree);
@@ -437,7 +446,7 @@ impl Archiver<'_> {
             }
         }
         let _ = path;
-        self.save_tree(nodes, None)
+        self.save_tree(nodes, parent_node)
     }
 
     /// Saves one file system object; `None` when it had to be skipped.

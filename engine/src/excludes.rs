@@ -23,6 +23,12 @@ pub struct ExcludesBuilder {
     n_paths: usize,
 }
 
+impl Default for ExcludesBuilder {
+    fn default() -> Self {
+        ExcludesBuilder::new()
+    }
+}
+
 impl ExcludesBuilder {
     pub fn new() -> ExcludesBuilder {
         ExcludesBuilder {

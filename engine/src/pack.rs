@@ -84,7 +84,7 @@ pub fn encode_entries(entries: &[PackEntry]) -> Vec<u8> {
 /// Decodes and validates pack header records. `pack_data_end`, when known,
 /// is where the blob area ends; every entry must lie within it.
 pub fn decode_entries(b: &[u8], pack_data_end: Option<u64>, path: &str) -> Result<Vec<PackEntry>> {
-    if b.len() % ENTRY_LEN != 0 {
+    if !b.len().is_multiple_of(ENTRY_LEN) {
         return Err(Error::corrupt(
             path,
             "pack header length is not a whole number of entries",

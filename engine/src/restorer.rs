@@ -59,6 +59,9 @@ pub struct RestoreOutcome {
     pub errors: Vec<(PathBuf, String)>,
 }
 
+/// Blobs to take from one pack: each with the (file, offset) places it goes.
+type PackJob = Vec<(PackEntry, Vec<(usize, u64)>)>;
+
 struct FilePlan {
     target: PathBuf,
     node: Node,
@@ -127,7 +130,7 @@ pub fn restore(
 
     // Content, pack by pack.
     let index = repo.index();
-    let mut by_pack: HashMap<Id, Vec<(PackEntry, Vec<(usize, u64)>)>> = HashMap::new();
+    let mut by_pack: HashMap<Id, PackJob> = HashMap::new();
     let mut slot: HashMap<Id, (Id, usize)> = HashMap::new();
     for (fi, f) in plan.files.iter().enumerate() {
         if !created[fi] {
@@ -158,9 +161,8 @@ pub fn restore(
     }
     drop(slot);
     let written = AtomicU64::new(0);
-    let mut jobs: Vec<(Id, Vec<(PackEntry, Vec<(usize, u64)>)>)> = by_pack.into_iter().collect();
+    let mut jobs: Vec<(Id, PackJob)> = by_pack.into_iter().collect();
     jobs.sort_by_key(|(id, _)| *id);
-    let fatal: Mutex<Option<Error>> = Mutex::new(None);
     jobs.par_iter_mut().for_each(|(pack_id, blobs)| {
         if interrupted.load(Ordering::Relaxed) {
             return;
@@ -178,9 +180,6 @@ pub fn restore(
     });
     if interrupted.load(Ordering::Relaxed) {
         return Err(Error::Interrupted);
-    }
-    if let Some(e) = fatal.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(e);
     }
 
     // Hardlinks, then the other objects.

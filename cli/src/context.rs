@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-use cairn_engine::backend::{Backend, OpendalBackend};
+use cairn_engine::backend::{cache, Backend, CachedBackend, OpendalBackend};
 use cairn_engine::Repository;
 
 use crate::args::Global;
@@ -98,9 +98,27 @@ pub fn new_password(file: Option<&Path>, g: &Global) -> Result<Vec<u8>> {
     Ok(p)
 }
 
+/// Wraps the backend with the metadata cache. Remote repositories use it
+/// unless `--no-cache`; a local repository only with an explicit
+/// `--cache-dir`, since caching would copy files from the same kind of disk.
+fn with_cache(g: &Global, backend: Arc<dyn Backend>, remote: bool) -> Result<Arc<dyn Backend>> {
+    if g.no_cache {
+        return Ok(backend);
+    }
+    let root = match (&g.cache_dir, remote) {
+        (Some(d), _) => d.clone(),
+        (None, true) => match cache::default_root() {
+            Some(d) => d,
+            None => return Ok(backend),
+        },
+        (None, false) => return Ok(backend),
+    };
+    Ok(CachedBackend::wrap(backend, &root)?)
+}
+
 /// Opens the repository and loads its index.
 pub fn open(g: &Global) -> Result<Repository> {
-    let backend = backend(g, false)?;
+    let backend = with_cache(g, backend(g, false)?, false)?;
     let pw = password(g, &format!("password for {}: ", backend.location()))?;
     let repo = Repository::open(backend, &pw)?;
     repo.load_index()?;

@@ -340,6 +340,13 @@ impl Repository {
                 index.add_pack(p.id, p.size, &entries);
             }
         }
+        let tree_packs: std::collections::HashSet<String> = index
+            .blobs()
+            .filter(|b| b.entry.blob_type == BlobType::Tree)
+            .map(|b| pack_path(&b.pack))
+            .collect();
+        self.backend
+            .cache_packs(&tree_packs.into_iter().collect::<Vec<_>>());
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(index);
         Ok(())
     }

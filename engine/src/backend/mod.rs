@@ -3,8 +3,10 @@
 //! decorator (cache, retries, fault injection) plugs in without touching
 //! the rest of the engine.
 
+pub mod cache;
 mod opendal;
 
+pub use self::cache::CachedBackend;
 pub use self::opendal::OpendalBackend;
 
 use crate::error::Result;
@@ -40,4 +42,7 @@ pub trait Backend: Send + Sync {
     fn prepare_layout(&self) -> Result<()> {
         Ok(())
     }
+    /// Tells a caching layer which packs hold metadata (tree blobs) and are
+    /// worth keeping locally. Other backends ignore it.
+    fn cache_packs(&self, _packs: &[String]) {}
 }

@@ -43,6 +43,12 @@ pub struct Global {
     /// Do not use the local metadata cache
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// Wait up to DURATION (e.g. 30s, 5m) for a conflicting lock to go away
+    #[arg(long, value_name = "DURATION", global = true)]
+    pub retry_lock: Option<String>,
+    /// Do not lock the repository (read-only commands on read-only storage)
+    #[arg(long, global = true)]
+    pub no_lock: bool,
 }
 
 #[derive(Subcommand)]
@@ -64,6 +70,12 @@ pub enum Command {
     /// Manage the keys (passwords) of a repository
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Remove stale locks (or all locks with --remove-all)
+    Unlock {
+        /// Remove every lock, including those of running processes
+        #[arg(long)]
+        remove_all: bool,
+    },
     /// Print version information
     Version,
 }

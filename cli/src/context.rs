@@ -5,10 +5,12 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
 use cairn_engine::backend::{cache, Backend, CachedBackend, OpendalBackend};
+use cairn_engine::lock::{self, Cancel, LockGuard, LockTiming};
 use cairn_engine::Repository;
 
 use crate::args::Global;
@@ -116,11 +118,71 @@ fn with_cache(g: &Global, backend: Arc<dyn Backend>, remote: bool) -> Result<Arc
     Ok(CachedBackend::wrap(backend, &root)?)
 }
 
-/// Opens the repository and loads its index.
-pub fn open(g: &Global) -> Result<Repository> {
+/// What a command holds while it runs: the open repository, its lock, and
+/// the cancellation flag shared with the engine.
+pub struct Session {
+    pub repo: Repository,
+    pub cancel: Cancel,
+    _lock: Option<LockGuard>,
+}
+
+/// How a command locks the repository.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Locking {
+    Shared,
+    Exclusive,
+}
+
+/// Parses durations such as `90s`, `5m`, `2h`, `1d` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid duration {s:?}"))?;
+    let mult = match unit {
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => bail!("invalid duration {s:?}: use a number with s, m, h or d"),
+    };
+    Ok(Duration::from_secs_f64(n * mult))
+}
+
+/// Opens the repository, takes its lock and loads its index.
+pub fn session(g: &Global, locking: Locking) -> Result<Session> {
+    let repo = open_unlocked(g)?;
+    let cancel = Cancel::new(crate::interrupt::flag());
+    let lock = if g.no_lock && locking == Locking::Shared {
+        None
+    } else {
+        let retry = match &g.retry_lock {
+            Some(d) => parse_duration(d)?,
+            None => Duration::ZERO,
+        };
+        Some(lock::lock(
+            &repo,
+            locking == Locking::Exclusive,
+            retry,
+            LockTiming::default(),
+            &cancel,
+        )?)
+    };
+    repo.load_index()?;
+    Ok(Session {
+        repo,
+        cancel,
+        _lock: lock,
+    })
+}
+
+/// Opens the repository without locking it or loading the index.
+pub fn open_unlocked(g: &Global) -> Result<Repository> {
     let backend = with_cache(g, backend(g, false)?, false)?;
     let pw = password(g, &format!("password for {}: ", backend.location()))?;
-    let repo = Repository::open(backend, &pw)?;
-    repo.load_index()?;
-    Ok(repo)
+    Ok(Repository::open(backend, &pw)?)
 }

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -23,6 +23,7 @@ use crate::excludes::Excludes;
 use crate::fsmeta::{kind_of, node_from_metadata, read_xattrs, unchanged};
 use crate::host::NameCache;
 use crate::id::Id;
+use crate::lock::Cancel;
 use crate::pack::BlobType;
 use crate::packer::Packer;
 use crate::repofile::snapshot::{Snapshot, Summary};
@@ -146,7 +147,7 @@ struct Archiver<'a> {
     chunker: Chunker,
     opts: &'a BackupOptions,
     progress: &'a dyn BackupProgress,
-    interrupted: &'a AtomicBool,
+    cancel: &'a Cancel,
     names: NameCache,
     counters: Counters,
     warnings: Mutex<Vec<Warning>>,
@@ -218,7 +219,7 @@ pub fn backup(
     repo: &Repository,
     mut opts: BackupOptions,
     progress: &dyn BackupProgress,
-    interrupted: &AtomicBool,
+    cancel: &Cancel,
 ) -> Result<BackupOutcome> {
     let start = Instant::now();
     let time = opts
@@ -274,7 +275,7 @@ pub fn backup(
         chunker: Chunker::new(repo.config().chunker, repo.key().chunker_seed()),
         opts: &opts,
         progress,
-        interrupted,
+        cancel,
         names: NameCache::default(),
         counters: Counters::default(),
         warnings: Mutex::new(Vec::new()),
@@ -370,11 +371,7 @@ impl Archiver<'_> {
     }
 
     fn check_interrupt(&self) -> Result<()> {
-        if self.interrupted.load(Ordering::Relaxed) {
-            Err(Error::Interrupted)
-        } else {
-            Ok(())
-        }
+        self.cancel.check()
     }
 
     fn load_parent_tree(&self, id: &Id, path: &Path) -> Option<Tree> {
@@ -609,9 +606,7 @@ impl Archiver<'_> {
             file,
             node.size,
             |chunk: Vec<u8>| -> Result<(), FileError> {
-                if self.interrupted.load(Ordering::Relaxed) {
-                    return Err(FileError::Fatal(Error::Interrupted));
-                }
+                self.cancel.check().map_err(FileError::Fatal)?;
                 size += chunk.len() as u64;
                 inc(&self.counters.bytes_read, chunk.len() as u64);
                 self.progress.bytes_read(chunk.len() as u64);
@@ -654,9 +649,7 @@ impl Archiver<'_> {
             &mut s.reader,
             u64::MAX,
             |chunk: Vec<u8>| -> Result<(), FileError> {
-                if self.interrupted.load(Ordering::Relaxed) {
-                    return Err(FileError::Fatal(Error::Interrupted));
-                }
+                self.cancel.check().map_err(FileError::Fatal)?;
                 size += chunk.len() as u64;
                 inc(&self.counters.bytes_read, chunk.len() as u64);
                 self.progress.bytes_read(chunk.len() as u64);

@@ -20,6 +20,7 @@ pub mod host;
 pub mod id;
 pub mod index;
 pub mod limits;
+pub mod lock;
 pub mod pack;
 pub mod packer;
 pub mod repofile;

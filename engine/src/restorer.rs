@@ -10,7 +10,7 @@ use std::fs::{self, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use filetime::FileTime;
@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::excludes::Excludes;
 use crate::id::Id;
+use crate::lock::Cancel;
 use crate::pack::{self, PackEntry};
 use crate::repofile::tree::{Node, NodeKind};
 use crate::repository::{pack_path, Repository};
@@ -89,7 +90,7 @@ pub fn restore(
     snap_path: &str,
     opts: &RestoreOptions,
     progress: &dyn RestoreProgress,
-    interrupted: &AtomicBool,
+    cancel: &Cancel,
 ) -> Result<RestoreOutcome> {
     let mut plan = Plan::default();
     fs::create_dir_all(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
@@ -164,7 +165,7 @@ pub fn restore(
     let mut jobs: Vec<(Id, PackJob)> = by_pack.into_iter().collect();
     jobs.sort_by_key(|(id, _)| *id);
     jobs.par_iter_mut().for_each(|(pack_id, blobs)| {
-        if interrupted.load(Ordering::Relaxed) {
+        if cancel.is_cancelled() {
             return;
         }
         blobs.sort_by_key(|(e, _)| e.offset);
@@ -178,9 +179,7 @@ pub fn restore(
             }
         }
     });
-    if interrupted.load(Ordering::Relaxed) {
-        return Err(Error::Interrupted);
-    }
+    cancel.check()?;
 
     // Hardlinks, then the other objects.
     for (path, fi) in &plan.links {

@@ -10,7 +10,7 @@ use cairn_engine::selector::{self, SnapshotFilter};
 
 use crate::args::{BackupArgs, Global};
 use crate::output::{self, bytes};
-use crate::{context, exit, interrupt};
+use crate::{context, exit};
 
 struct Progress {
     bar: ProgressBar,
@@ -39,7 +39,8 @@ impl BackupProgress for Progress {
 }
 
 pub fn run(g: &Global, a: BackupArgs) -> Result<i32> {
-    let repo = context::open(g)?;
+    let session = context::session(g, context::Locking::Shared)?;
+    let repo = &session.repo;
     let mut ex = ExcludesBuilder::new();
     for p in &a.exclude {
         ex.add(p, false)?;
@@ -98,8 +99,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<i32> {
         json: g.json,
         lines: Mutex::new(()),
     };
-    let out =
-        archiver::backup(&repo, opts, &progress, interrupt::flag()).context("backup failed")?;
+    let out = archiver::backup(repo, opts, &progress, &session.cancel).context("backup failed")?;
     progress.bar.finish_and_clear();
     let s = &out.snapshot;
     let sum = s.summary.clone().unwrap_or_default();

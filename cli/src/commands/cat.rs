@@ -39,7 +39,8 @@ fn resolve(repo: &Repository, dir: &str, prefix: &str) -> Result<Id> {
 }
 
 pub fn run(g: &Global, a: CatArgs) -> Result<i32> {
-    let repo = context::open(g)?;
+    let session = context::session(g, context::Locking::Shared)?;
+    let repo = &session.repo;
     let need = || {
         a.id.clone()
             .ok_or_else(|| anyhow::anyhow!("cat {} needs an ID", a.kind))
@@ -52,7 +53,7 @@ pub fn run(g: &Global, a: CatArgs) -> Result<i32> {
             super::snapshots::snapshot_json(s)
         }
         "index" => {
-            let id = resolve(&repo, repository::INDEX, &need()?)?;
+            let id = resolve(repo, repository::INDEX, &need()?)?;
             let path = format!("{}{id}", repository::INDEX);
             let b = repo.read_file(&path, limits::MAX_METADATA_FILE)?;
             let f: IndexFile = open_metadata(
@@ -71,14 +72,14 @@ pub fn run(g: &Global, a: CatArgs) -> Result<i32> {
             serde_json::json!({"supersedes": f.supersedes.iter().map(Id::to_hex).collect::<Vec<_>>(), "packs": packs})
         }
         "key" => {
-            let id = resolve(&repo, repository::KEYS, &need()?)?;
+            let id = resolve(repo, repository::KEYS, &need()?)?;
             let path = format!("{}{id}", repository::KEYS);
             let k = KeyFile::decode(&repo.read_file(&path, limits::MAX_KEY_FILE)?, &path)?;
             serde_json::json!({"kdf": {"algorithm": k.kdf.algorithm, "memory_kib": k.kdf.memory_kib, "iterations": k.kdf.iterations, "parallelism": k.kdf.parallelism},
                 "created": k.created, "hostname": k.hostname, "username": k.username})
         }
         "pack" => {
-            let id = resolve(&repo, repository::DATA, &need()?)?;
+            let id = resolve(repo, repository::DATA, &need()?)?;
             let es = repo.pack_entries(&id)?;
             serde_json::json!({"id": id.to_hex(), "blobs": es.iter().map(entry_json).collect::<Vec<_>>()})
         }

@@ -4,7 +4,8 @@ use crate::args::{Global, KeyCommand};
 use crate::{context, exit};
 
 pub fn run(g: &Global, k: KeyCommand) -> Result<i32> {
-    let mut repo = context::open(g)?;
+    let mut session = context::session(g, context::Locking::Shared)?;
+    let repo = &mut session.repo;
     match k {
         KeyCommand::List => {
             let keys = repo.list_keys()?;

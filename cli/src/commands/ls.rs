@@ -136,7 +136,8 @@ fn walk(
 }
 
 pub fn run(g: &Global, a: LsArgs) -> Result<i32> {
-    let repo = context::open(g)?;
+    let session = context::session(g, context::Locking::Shared)?;
+    let repo = &session.repo;
     let (spec, sub) = selector::split_spec(&a.snapshot);
     let snap = selector::find_snapshot(
         &repo,

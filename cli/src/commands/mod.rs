@@ -25,6 +25,20 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Dump(a) => restore::dump(g, a),
         Command::Cat(a) => cat::run(g, a),
         Command::Key(k) => key::run(g, k),
+        Command::Unlock { remove_all } => {
+            let repo = crate::context::open_unlocked(g)?;
+            let n = cairn_engine::lock::remove_locks(
+                &repo,
+                remove_all,
+                &cairn_engine::lock::LockTiming::default(),
+            )?;
+            if g.json {
+                println!("{}", serde_json::json!({"removed": n}));
+            } else if !g.quiet {
+                println!("removed {n} lock(s)");
+            }
+            Ok(exit::OK)
+        }
         Command::Version => {
             if g.json {
                 println!(

@@ -9,7 +9,7 @@ use cairn_engine::selector;
 
 use crate::args::{DumpArgs, Global, RestoreArgs};
 use crate::output::{self, bytes};
-use crate::{context, exit, interrupt};
+use crate::{context, exit};
 
 struct Progress {
     bar: ProgressBar,
@@ -40,7 +40,8 @@ impl RestoreProgress for Progress {
 }
 
 pub fn run(g: &Global, a: RestoreArgs) -> Result<i32> {
-    let repo = context::open(g)?;
+    let session = context::session(g, context::Locking::Shared)?;
+    let repo = &session.repo;
     let (spec, sub) = selector::split_spec(&a.snapshot);
     let snap = selector::find_snapshot(
         &repo,
@@ -76,15 +77,8 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<i32> {
         json: g.json,
     };
     let snap_path = format!("/{}", path.trim_matches('/'));
-    let out = restorer::restore(
-        &repo,
-        &node,
-        &snap_path,
-        &opts,
-        &progress,
-        interrupt::flag(),
-    )
-    .with_context(|| format!("restore into {} failed", a.target.display()))?;
+    let out = restorer::restore(&repo, &node, &snap_path, &opts, &progress, &session.cancel)
+        .with_context(|| format!("restore into {} failed", a.target.display()))?;
     progress.bar.finish_and_clear();
     if g.json {
         println!(
@@ -122,7 +116,8 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<i32> {
 }
 
 pub fn dump(g: &Global, a: DumpArgs) -> Result<i32> {
-    let repo = context::open(g)?;
+    let session = context::session(g, context::Locking::Shared)?;
+    let repo = &session.repo;
     let (spec, sub) = selector::split_spec(&a.snapshot);
     let Some(path) = sub else {
         anyhow::bail!("dump needs SNAPSHOT:PATH naming a file");

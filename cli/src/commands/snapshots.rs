@@ -17,7 +17,8 @@ pub fn snapshot_json(s: &Snapshot) -> serde_json::Value {
 }
 
 pub fn run(g: &Global, f: FilterArgs) -> Result<i32> {
-    let repo = context::open(g)?;
+    let session = context::session(g, context::Locking::Shared)?;
+    let repo = &session.repo;
     let filter = super::filter(&f);
     let snaps: Vec<Snapshot> = repo
         .snapshots()?

@@ -3,10 +3,30 @@
 
 use crate::error::{Error, Result};
 
+use std::cell::RefCell;
+
+thread_local! {
+    // Creating a zstd context costs more than compressing a small file, so
+    // each thread keeps one per level.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
 /// Compresses; `None` when compression would not make the data smaller.
 pub fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
-    let c = zstd::bulk::compress(data, level).ok()?;
-    (c.len() < data.len()).then_some(c)
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().map(|(l, _)| *l) != Some(level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        let (_, c) = slot.as_mut()?;
+        // Output is accepted only when smaller than the input.
+        let mut out = Vec::with_capacity(data.len());
+        match c.compress_to_buffer(data, &mut out) {
+            Ok(n) if n < data.len() => Some(out),
+            _ => None,
+        }
+    })
 }
 
 /// Decompresses into exactly `declared` bytes, failing if the frame holds
@@ -14,11 +34,18 @@ pub fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
 /// already checked against the format's limits).
 pub fn decompress_exact(data: &[u8], declared: usize, path: &str) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(declared);
-    let mut d = zstd::bulk::Decompressor::new()
-        .map_err(|e| Error::corrupt(path, format!("zstd init: {e}")))?;
-    let n = d
-        .decompress_to_buffer(data, &mut out)
-        .map_err(|e| Error::corrupt(path, format!("decompression failed: {e}")))?;
+    let n = DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new().map_err(|e| Error::corrupt(path, format!("zstd init: {e}")))?);
+        }
+        match slot.as_mut() {
+            Some(d) => d
+                .decompress_to_buffer(data, &mut out)
+                .map_err(|e| Error::corrupt(path, format!("decompression failed: {e}"))),
+            None => Err(Error::corrupt(path, "zstd unavailable")),
+        }
+    })?;
     if n != declared {
         return Err(Error::corrupt(
             path,

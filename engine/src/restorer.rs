@@ -27,6 +27,8 @@ use crate::repository::{pack_path, Repository};
 /// A pack read covering several blobs is used when the bytes between them
 /// are at most this share of what is read.
 const MAX_GAP_SHARE: f64 = 0.5;
+/// Largest span read at once, which bounds restore memory per thread.
+const MAX_SPAN: u64 = 4 << 20;
 
 pub struct RestoreOptions {
     pub target: PathBuf,
@@ -398,7 +400,7 @@ fn restore_pack(
             let e = &blobs[j].0;
             let new_end = (u64::from(e.offset) + u64::from(e.length)).max(end);
             let new_used = used + u64::from(e.length);
-            if (new_end - start - new_used) as f64 > MAX_GAP_SHARE * (new_end - start) as f64 {
+            if new_end - start > MAX_SPAN || (new_end - start - new_used) as f64 > MAX_GAP_SHARE * (new_end - start) as f64 {
                 break;
             }
             end = new_end;

@@ -130,7 +130,7 @@ impl Backend for OpendalBackend {
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {
         self.block(self.op.read(path))
-            .map(|b| b.to_vec())
+            .map(|b| Vec::from(b.to_bytes()))
             .map_err(|e| backend_err("read", path, e))
     }
 
@@ -151,7 +151,7 @@ impl Backend for OpendalBackend {
                 ),
             ));
         }
-        Ok(buf.to_vec())
+        Ok(Vec::from(buf.to_bytes()))
     }
 
     fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {

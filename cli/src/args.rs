@@ -70,6 +70,8 @@ pub enum Command {
     /// Manage the keys (passwords) of a repository
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Check the repository for damage
+    Check(CheckArgs),
     /// Remove stale locks (or all locks with --remove-all)
     Unlock {
         /// Remove every lock, including those of running processes
@@ -238,4 +240,14 @@ pub struct NewPasswordArgs {
     /// Argon2id iterations for the new key
     #[arg(long, default_value_t = 3)]
     pub kdf_iterations: u32,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Read and verify all data
+    #[arg(long)]
+    pub read_data: bool,
+    /// Read a part of the data: n/m (bucket n of m), P% (random share) or a size like 2G
+    #[arg(long, value_name = "SUBSET")]
+    pub read_data_subset: Option<String>,
 }

@@ -37,7 +37,10 @@ pub fn decompress_exact(data: &[u8], declared: usize, path: &str) -> Result<Vec<
     let n = DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
-            *slot = Some(zstd::bulk::Decompressor::new().map_err(|e| Error::corrupt(path, format!("zstd init: {e}")))?);
+            *slot = Some(
+                zstd::bulk::Decompressor::new()
+                    .map_err(|e| Error::corrupt(path, format!("zstd init: {e}")))?,
+            );
         }
         match slot.as_mut() {
             Some(d) => d

@@ -9,6 +9,7 @@
 
 pub mod archiver;
 pub mod backend;
+pub mod checker;
 pub mod chunker;
 pub mod compress;
 pub mod crypto;

@@ -223,6 +223,7 @@ fn upload_loop(
         let f = IndexFile {
             supersedes: Vec::new(),
             packs: std::mem::take(pending),
+            obsolete: Vec::new(),
         };
         let bytes = seal_metadata(&key, &repo_id, FileType::Index, Role::Index, &f);
         let id = Id::of_stored(&bytes);

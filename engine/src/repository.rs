@@ -301,10 +301,10 @@ impl Repository {
 
     // ---- index ----
 
-    /// Loads every index file not superseded by another.
-    pub fn load_index(&self) -> Result<()> {
+    /// Reads and decodes every index file, in parallel.
+    pub fn read_index_files(&self) -> Result<Vec<(Id, IndexFile)>> {
         let files = self.backend.list(INDEX)?;
-        let loaded: Vec<Result<(Id, IndexFile)>> = files
+        files
             .par_iter()
             .map(|f| {
                 let id = Id::from_hex(file_name(&f.path))
@@ -320,20 +320,26 @@ impl Repository {
                 )?;
                 Ok((id, idx))
             })
-            .collect();
-        let mut files = Vec::with_capacity(loaded.len());
-        for r in loaded {
-            files.push(r?);
-        }
+            .collect()
+    }
+
+    /// The index files that count: those no other index file supersedes.
+    pub fn live_index_files(files: Vec<(Id, IndexFile)>) -> Vec<(Id, IndexFile)> {
         let superseded: std::collections::HashSet<Id> = files
             .iter()
             .flat_map(|(_, f)| f.supersedes.iter().copied())
             .collect();
+        files
+            .into_iter()
+            .filter(|(id, _)| !superseded.contains(id))
+            .collect()
+    }
+
+    /// Loads every index file not superseded by another.
+    pub fn load_index(&self) -> Result<()> {
+        let files = Self::live_index_files(self.read_index_files()?);
         let mut index = Index::default();
         for (id, f) in &files {
-            if superseded.contains(id) {
-                continue;
-            }
             for p in &f.packs {
                 let path = format!("{INDEX}{id}");
                 let entries = pack::decode_entries(&p.blobs, Some(p.size), &path)?;

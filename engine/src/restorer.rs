@@ -400,7 +400,9 @@ fn restore_pack(
             let e = &blobs[j].0;
             let new_end = (u64::from(e.offset) + u64::from(e.length)).max(end);
             let new_used = used + u64::from(e.length);
-            if new_end - start > MAX_SPAN || (new_end - start - new_used) as f64 > MAX_GAP_SHARE * (new_end - start) as f64 {
+            if new_end - start > MAX_SPAN
+                || (new_end - start - new_used) as f64 > MAX_GAP_SHARE * (new_end - start) as f64
+            {
                 break;
             }
             end = new_end;

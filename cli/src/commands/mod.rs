@@ -2,6 +2,7 @@
 
 mod backup;
 mod cat;
+mod check;
 mod init;
 mod key;
 mod ls;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Dump(a) => restore::dump(g, a),
         Command::Cat(a) => cat::run(g, a),
         Command::Key(k) => key::run(g, k),
+        Command::Check(a) => check::run(g, a),
         Command::Unlock { remove_all } => {
             let repo = crate::context::open_unlocked(g)?;
             let n = cairn_engine::lock::remove_locks(

@@ -16,9 +16,24 @@ pub struct IndexPack {
     pub blobs: Vec<u8>,
 }
 
+/// A pack no snapshot needed when a prune ran. It is no longer indexed
+/// (nothing reads from it) but is kept until the grace period has passed,
+/// so that a backup that relied on its blobs while the prune ran can still
+/// be repaired; a later prune deletes it, or puts it back in the index if a
+/// snapshot turned out to need it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObsoletePack {
+    pub id: Id,
+    pub size: u64,
+    /// RFC 3339 time at which the pack was found unused.
+    pub since: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexFile {
     #[serde(default)]
     pub supersedes: Vec<Id>,
     pub packs: Vec<IndexPack>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub obsolete: Vec<ObsoletePack>,
 }

@@ -72,6 +72,8 @@ pub enum Command {
     Key(KeyCommand),
     /// Check the repository for damage
     Check(CheckArgs),
+    /// Remove data that no snapshot references
+    Prune(PruneArgs),
     /// Remove stale locks (or all locks with --remove-all)
     Unlock {
         /// Remove every lock, including those of running processes
@@ -250,4 +252,23 @@ pub struct CheckArgs {
     /// Read a part of the data: n/m (bucket n of m), P% (random share) or a size like 2G
     #[arg(long, value_name = "SUBSET")]
     pub read_data_subset: Option<String>,
+}
+
+#[derive(Args, Clone)]
+pub struct PruneArgs {
+    /// Tolerated unused space in kept packs, e.g. 5% (repack beyond it)
+    #[arg(long, default_value = "5%")]
+    pub max_unused: String,
+    /// Repack at most this much per run, e.g. 2G
+    #[arg(long, value_name = "SIZE")]
+    pub max_repack_size: Option<String>,
+    /// Keep unused packs this long before deleting them (guards concurrent backups)
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub keep_delete: String,
+    /// Delete unused packs at once (only when no one else writes to the repository)
+    #[arg(long)]
+    pub instant_delete: bool,
+    /// Show what would be done without changing anything
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
 }

@@ -24,6 +24,7 @@ pub mod limits;
 pub mod lock;
 pub mod pack;
 pub mod packer;
+pub mod prune;
 pub mod repofile;
 pub mod repository;
 pub mod restorer;

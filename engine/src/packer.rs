@@ -57,6 +57,12 @@ impl Packer {
     /// Starts a packer for `repo`. With `dry_run`, packs are built but not
     /// stored.
     pub fn new(repo: &Repository, dry_run: bool) -> Packer {
+        Packer::with_known(repo, repo.index(), dry_run)
+    }
+
+    /// A packer that deduplicates only against `known` (prune's repacking
+    /// uses an empty index, since every blob it copies is indexed already).
+    pub fn with_known(repo: &Repository, known: Arc<Index>, dry_run: bool) -> Packer {
         let (tx, rx) = sync_channel::<PackWriter>(1);
         let backend = repo.backend().clone();
         let key = repo.key().clone();
@@ -70,7 +76,7 @@ impl Packer {
             repo_id,
             level: repo.config().compression,
             pack_size: repo.config().pack_size as usize,
-            known: repo.index(),
+            known,
             claimed: Mutex::new(HashSet::new()),
             open: [Mutex::new(None), Mutex::new(None)],
             tx: Mutex::new(Some(tx)),

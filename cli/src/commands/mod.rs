@@ -6,6 +6,7 @@ mod check;
 mod init;
 mod key;
 mod ls;
+pub mod prune;
 mod restore;
 mod snapshots;
 
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Cat(a) => cat::run(g, a),
         Command::Key(k) => key::run(g, k),
         Command::Check(a) => check::run(g, a),
+        Command::Prune(a) => prune::run(g, a),
         Command::Unlock { remove_all } => {
             let repo = crate::context::open_unlocked(g)?;
             let n = cairn_engine::lock::remove_locks(

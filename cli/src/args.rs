@@ -74,6 +74,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Remove data that no snapshot references
     Prune(PruneArgs),
+    /// Repair a damaged repository
+    #[command(subcommand)]
+    Repair(RepairCommand),
     /// Remove stale locks (or all locks with --remove-all)
     Unlock {
         /// Remove every lock, including those of running processes
@@ -271,4 +274,23 @@ pub struct PruneArgs {
     /// Show what would be done without changing anything
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+}
+
+#[derive(Subcommand)]
+pub enum RepairCommand {
+    /// Rebuild the index from the packs (adopts packs left by interrupted backups)
+    Index {
+        /// Read every pack and salvage the intact blobs of damaged packs
+        #[arg(long)]
+        read_data: bool,
+    },
+    /// Rewrite snapshots that reference missing data, keeping all that remains
+    Snapshots {
+        /// Remove the original snapshots after writing the repaired ones
+        #[arg(long)]
+        forget: bool,
+        /// Show what would be done without changing anything
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+    },
 }

@@ -25,6 +25,7 @@ pub mod lock;
 pub mod pack;
 pub mod packer;
 pub mod prune;
+pub mod repair;
 pub mod repofile;
 pub mod repository;
 pub mod restorer;

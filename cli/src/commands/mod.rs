@@ -7,6 +7,7 @@ mod init;
 mod key;
 mod ls;
 pub mod prune;
+mod repair;
 mod restore;
 mod snapshots;
 
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Key(k) => key::run(g, k),
         Command::Check(a) => check::run(g, a),
         Command::Prune(a) => prune::run(g, a),
+        Command::Repair(r) => repair::run(g, r),
         Command::Unlock { remove_all } => {
             let repo = crate::context::open_unlocked(g)?;
             let n = cairn_engine::lock::remove_locks(

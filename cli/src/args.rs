@@ -77,6 +77,14 @@ pub enum Command {
     /// Repair a damaged repository
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Find files and directories by name or path across snapshots
+    Find(FindArgs),
+    /// Show what changed between two snapshots
+    Diff(DiffArgs),
+    /// Show sizes, deduplication and compression
+    Stats(StatsArgs),
+    /// Add, remove or set snapshot tags
+    Tag(TagArgs),
     /// Remove stale locks (or all locks with --remove-all)
     Unlock {
         /// Remove every lock, including those of running processes
@@ -293,4 +301,50 @@ pub enum RepairCommand {
         #[arg(short = 'n', long)]
         dry_run: bool,
     },
+}
+
+#[derive(Args)]
+pub struct FindArgs {
+    /// Glob patterns: a name (`*.odt`) or a path with `/` (`/home/*/notes`)
+    #[arg(required = true)]
+    pub patterns: Vec<String>,
+    /// Ignore case
+    #[arg(short, long)]
+    pub ignore_case: bool,
+    /// Search only these snapshots
+    #[arg(short, long = "snapshot")]
+    pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args)]
+pub struct DiffArgs {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Args)]
+pub struct StatsArgs {
+    /// Snapshots to count (default: all that match the filter)
+    pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args)]
+pub struct TagArgs {
+    /// Snapshots to change (default: all that match the filter)
+    pub snapshots: Vec<String>,
+    /// Tags to add
+    #[arg(long = "add")]
+    pub add: Vec<String>,
+    /// Tags to remove
+    #[arg(long = "remove")]
+    pub remove: Vec<String>,
+    /// Replace the tags with these
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }

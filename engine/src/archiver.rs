@@ -337,6 +337,7 @@ pub fn backup(
         parent: parent.map(|p| p.id),
         program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         summary: Some(summary),
+        original: None,
         id: Id::default(),
     };
     let warnings = archiver

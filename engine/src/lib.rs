@@ -9,12 +9,14 @@
 
 pub mod archiver;
 pub mod backend;
+pub mod browse;
 pub mod checker;
 pub mod chunker;
 pub mod compress;
 pub mod crypto;
 pub mod error;
 pub mod excludes;
+pub mod forget;
 pub mod format;
 pub mod fsmeta;
 pub mod host;

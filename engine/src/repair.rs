@@ -335,6 +335,7 @@ pub fn repair_snapshots(
             let mut n = s.clone();
             n.tree = tree;
             n.parent = Some(s.id);
+            n.original = Some(s.original.unwrap_or(s.id));
             if !n.tags.iter().any(|t| t == "repaired") {
                 n.tags.push("repaired".into());
             }

@@ -70,6 +70,7 @@ fn snapshot(tree_id: Id) -> Snapshot {
         parent: None,
         program_version: "cairn 0.1.0".into(),
         summary: None,
+        original: None,
         id: Id::default(),
     }
 }

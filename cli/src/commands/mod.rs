@@ -1,6 +1,7 @@
 //! One module per command; each returns the process exit code.
 
 mod backup;
+mod browse;
 mod cat;
 mod check;
 mod init;
@@ -31,6 +32,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check(a) => check::run(g, a),
         Command::Prune(a) => prune::run(g, a),
         Command::Repair(r) => repair::run(g, r),
+        Command::Find(a) => browse::find(g, a),
+        Command::Diff(a) => browse::diff(g, a),
+        Command::Stats(a) => browse::stats(g, a),
+        Command::Tag(a) => browse::tag(g, a),
         Command::Unlock { remove_all } => {
             let repo = crate::context::open_unlocked(g)?;
             let n = cairn_engine::lock::remove_locks(

@@ -46,6 +46,9 @@ pub struct Snapshot {
     pub program_version: String,
     #[serde(default)]
     pub summary: Option<Summary>,
+    /// The snapshot this one rewrote (tag changes, repairs), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<Id>,
     /// The snapshot's own ID (its file name); not stored.
     #[serde(skip)]
     pub id: Id,

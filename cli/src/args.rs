@@ -85,6 +85,9 @@ pub enum Command {
     Stats(StatsArgs),
     /// Add, remove or set snapshot tags
     Tag(TagArgs),
+    /// Look into a SQLite database in a snapshot without restoring it
+    #[command(subcommand)]
+    Sqlite(SqliteCommand),
     /// Remove stale locks (or all locks with --remove-all)
     Unlock {
         /// Remove every lock, including those of running processes
@@ -157,6 +160,12 @@ pub struct BackupArgs {
     /// File name for --stdin
     #[arg(long, default_value = "stdin")]
     pub stdin_filename: String,
+    /// A live SQLite database to capture consistently through SQLite (repeatable)
+    #[arg(long = "sqlite", value_name = "DB")]
+    pub sqlite: Vec<PathBuf>,
+    /// How long to wait for a locked database, e.g. 30s or 2m
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub sqlite_timeout: String,
 }
 
 #[derive(Args, Clone, Default)]
@@ -347,4 +356,30 @@ pub struct TagArgs {
     pub set: Vec<String>,
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+#[derive(Subcommand)]
+pub enum SqliteCommand {
+    /// List the tables of SNAPSHOT:/path/db with their row counts
+    Tables {
+        /// SNAPSHOT:PATH of a database
+        spec: String,
+        /// Use the newest snapshot at or before TIME when SNAPSHOT is `latest`
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Write one table's schema and rows as SQL or CSV
+    Export {
+        /// SNAPSHOT:PATH of a database
+        spec: String,
+        /// The table to export
+        #[arg(long)]
+        table: String,
+        /// sql (statements that recreate and fill the table) or csv
+        #[arg(long, default_value = "sql")]
+        format: String,
+        /// Use the newest snapshot at or before TIME when SNAPSHOT is `latest`
+        #[arg(long)]
+        as_of: Option<String>,
+    },
 }

@@ -34,6 +34,12 @@ fn exit_code(e: &anyhow::Error) -> i32 {
 
 fn main() {
     let cli = args::Cli::parse();
+    // Like other Unix tools, end quietly when a reader such as `head`
+    // closes the pipe.
+    // Safety: resetting a signal disposition at startup, before threads.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     interrupt::install();
     let code = match commands::run(cli) {
         Ok(code) => code,

@@ -62,6 +62,10 @@ pub struct BackupOptions {
     pub force: bool,
     pub dry_run: bool,
     pub stdin: Option<StdinSource>,
+    /// Live SQLite databases, captured through SQLite in a read transaction.
+    pub sqlite: Vec<PathBuf>,
+    /// How long to wait for a database lock before giving up on it.
+    pub sqlite_timeout: std::time::Duration,
 }
 
 impl Default for BackupOptions {
@@ -78,6 +82,8 @@ impl Default for BackupOptions {
             force: false,
             dry_run: false,
             stdin: None,
+            sqlite: Vec::new(),
+            sqlite_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -153,7 +159,16 @@ struct Archiver<'a> {
     warnings: Mutex<Vec<Warning>>,
     /// Content of hardlinked files already read, by (device, inode).
     hardlinks: Mutex<HashMap<(u64, u64), HardlinkContent>>,
+    /// Databases to capture through SQLite.
+    sqlite: std::collections::HashSet<PathBuf>,
 }
+
+/// Files with more content blobs than this store them in list blobs.
+const LISTS_ABOVE_FILE: usize = 4096;
+/// Databases, whose pages change individually, use lists sooner.
+const LISTS_ABOVE_SQLITE: usize = 2 * crate::repofile::tree::LIST_LEN;
+/// Pages captured before their blobs are hashed and sealed in parallel.
+const SQLITE_BATCH: usize = 1024;
 
 /// The directories leading to the backed-up paths.
 #[derive(Default)]
@@ -242,7 +257,7 @@ pub fn backup(
         }
         paths.push(PathBuf::from(format!("/{}", s.filename)));
     } else {
-        if opts.paths.is_empty() {
+        if opts.paths.is_empty() && opts.sqlite.is_empty() {
             return Err(Error::InvalidArgument(
                 "nothing to back up: give at least one path".into(),
             ));
@@ -250,6 +265,23 @@ pub fn backup(
         for p in &opts.paths {
             paths.push(normalize_source(p)?);
         }
+    }
+    let mut sqlite = std::collections::HashSet::new();
+    let mut early_warnings = Vec::new();
+    for p in &opts.sqlite {
+        match normalize_source(p) {
+            Ok(n) => {
+                sqlite.insert(n.clone());
+                paths.push(n);
+            }
+            Err(e) => early_warnings.push(Warning {
+                path: p.clone(),
+                message: format!("SQLite database not backed up: {e}"),
+            }),
+        }
+    }
+    if paths.is_empty() && !early_warnings.is_empty() {
+        return Err(Error::InvalidArgument(early_warnings[0].message.clone()));
     }
     paths.sort();
     paths.dedup();
@@ -280,7 +312,15 @@ pub fn backup(
         counters: Counters::default(),
         warnings: Mutex::new(Vec::new()),
         hardlinks: Mutex::new(HashMap::new()),
+        sqlite,
     };
+    for w in early_warnings {
+        archiver
+            .counters
+            .files_failed
+            .fetch_add(1, Ordering::Relaxed);
+        archiver.warn(&w.path, w.message);
+    }
 
     let tree = match stdin {
         Some(s) => archiver.save_stdin(s, time.timestamp_nanos_opt().unwrap_or(0)),
@@ -484,7 +524,12 @@ impl Archiver<'_> {
             }
             NodeKind::File => {
                 inc(&self.counters.total_files, 1);
-                match self.save_file(path, &mut node, parent)? {
+                let saved = if self.sqlite.contains(path) {
+                    self.save_sqlite(path, &mut node, parent)?
+                } else {
+                    self.save_file(path, &mut node, parent)?
+                };
+                match saved {
                     true => {}
                     false => return Ok(None),
                 }
@@ -531,6 +576,19 @@ impl Archiver<'_> {
             }
         }
         entries.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        if !self.sqlite.is_empty() {
+            // A named database's journal files would not match the copy
+            // captured through SQLite.
+            entries.retain(|n| {
+                let b = n.as_bytes();
+                ![&b"-wal"[..], b"-shm", b"-journal"].iter().any(|suf| {
+                    b.ends_with(suf)
+                        && self.sqlite.contains(
+                            &path.join(std::ffi::OsStr::from_bytes(&b[..b.len() - suf.len()])),
+                        )
+                })
+            });
+        }
         if self.opts.exclude_caches && is_cache_dir(path) {
             entries.retain(|n| n.as_bytes() == b"CACHEDIR.TAG");
         }
@@ -571,9 +629,14 @@ impl Archiver<'_> {
         if let Some(old) = parent {
             if !self.opts.force
                 && unchanged(old, node)
-                && old.content.iter().all(|id| self.packer.has(id))
+                && old
+                    .content
+                    .iter()
+                    .chain(&old.lists)
+                    .all(|id| self.packer.has(id))
             {
                 node.content = old.content.clone();
+                node.lists = old.lists.clone();
                 inc(&self.counters.files_unmodified, 1);
                 return Ok(true);
             }
@@ -629,7 +692,7 @@ impl Archiver<'_> {
             }
         }
         node.size = size;
-        node.content = content;
+        self.set_content(node, content, LISTS_ABOVE_FILE)?;
         match parent {
             Some(_) => inc(&self.counters.files_changed, 1),
             None => inc(&self.counters.files_new, 1),
@@ -639,6 +702,87 @@ impl Archiver<'_> {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(link_key, (node.mtime, node.content.clone()));
+        }
+        Ok(true)
+    }
+
+    /// Records a file's content, in list blobs when it has many blobs.
+    fn set_content(&self, node: &mut Node, content: Vec<Id>, lists_above: usize) -> Result<()> {
+        if content.len() <= lists_above {
+            node.content = content;
+            node.lists.clear();
+            return Ok(());
+        }
+        let mut lists = Vec::with_capacity(content.len().div_ceil(crate::repofile::tree::LIST_LEN));
+        for part in content.chunks(crate::repofile::tree::LIST_LEN) {
+            lists.push(
+                self.packer
+                    .save(BlobType::Tree, &crate::repofile::tree::encode_list(part))?,
+            );
+        }
+        node.content.clear();
+        node.lists = lists;
+        Ok(())
+    }
+
+    /// Captures a live SQLite database page by page. Returns false (with a
+    /// warning) when it cannot be captured.
+    fn save_sqlite(&self, path: &Path, node: &mut Node, parent: Option<&Node>) -> Result<bool> {
+        let mut content: Vec<Id> = Vec::new();
+        let mut batch: Vec<Vec<u8>> = Vec::with_capacity(SQLITE_BATCH);
+        let mut size = 0u64;
+        let mut fatal: Option<Error> = None;
+        let flush = |batch: &mut Vec<Vec<u8>>, content: &mut Vec<Id>| -> Result<()> {
+            let ids: Vec<Result<Id>> = batch
+                .par_iter()
+                .map(|c| self.packer.save(BlobType::Data, c))
+                .collect();
+            for id in ids {
+                content.push(id?);
+            }
+            batch.clear();
+            Ok(())
+        };
+        let mut pending: Vec<u8> = Vec::new();
+        let r = crate::sqlite::capture(path, self.opts.sqlite_timeout, self.cancel, |page| {
+            size += page.len() as u64;
+            inc(&self.counters.bytes_read, page.len() as u64);
+            self.progress.bytes_read(page.len() as u64);
+            // Small pages are grouped so that no blob is under 4 KiB.
+            pending.extend_from_slice(page);
+            if pending.len() >= 4096 {
+                batch.push(std::mem::take(&mut pending));
+            }
+            if batch.len() >= SQLITE_BATCH {
+                if let Err(e) = flush(&mut batch, &mut content) {
+                    fatal = Some(e);
+                    return Err(Error::Interrupted);
+                }
+            }
+            Ok(())
+        });
+        if let Some(e) = fatal {
+            return Err(e);
+        }
+        let meta = match r {
+            Ok(m) => m,
+            Err(e @ (Error::Interrupted | Error::Locked(_))) => return Err(e),
+            Err(e) => {
+                inc(&self.counters.files_failed, 1);
+                self.warn(path, e.to_string());
+                return Ok(false);
+            }
+        };
+        if !pending.is_empty() {
+            batch.push(pending);
+        }
+        flush(&mut batch, &mut content)?;
+        node.size = size;
+        node.sqlite = Some(meta);
+        self.set_content(node, content, LISTS_ABOVE_SQLITE)?;
+        match parent {
+            Some(_) => inc(&self.counters.files_changed, 1),
+            None => inc(&self.counters.files_new, 1),
         }
         Ok(true)
     }
@@ -690,6 +834,7 @@ impl Archiver<'_> {
             rdev: 0,
             content,
             subtree: None,
+            lists: Vec::new(),
             sqlite: None,
         };
         self.save_tree(vec![node], None)

@@ -179,7 +179,8 @@ fn diff_trees(
                     if y.kind == NodeKind::Dir {
                         diff_trees(repo, None, y.subtree, &p, out, cancel)?;
                     }
-                } else if x.kind == NodeKind::File && x.content != y.content {
+                } else if x.kind == NodeKind::File && (x.content != y.content || x.lists != y.lists)
+                {
                     out.push(Difference {
                         change: Change::Modified,
                         path: p,
@@ -273,7 +274,10 @@ pub fn stats(repo: &Repository, snaps: &[Snapshot], cancel: &Cancel) -> Result<S
                     NodeKind::File => {
                         st.total_files += 1;
                         st.restore_size += n.size;
-                        for b in &n.content {
+                        for l in &n.lists {
+                            account(l, &mut st);
+                        }
+                        for b in &repo.file_content(n)? {
                             account(b, &mut st);
                         }
                     }

@@ -448,7 +448,33 @@ pub fn check(
                         }
                     }
                     NodeKind::File => {
-                        for b in &n.content {
+                        let mut content = n.content.clone();
+                        for l in &n.lists {
+                            referenced.insert(*l);
+                            let a = Affected {
+                                snapshot: s.id.to_hex(),
+                                path: p.clone(),
+                            };
+                            if damaged.contains_key(l) {
+                                affected.entry(*l).or_default().insert(a.clone());
+                            }
+                            if blob_types.get(l) != Some(&BlobType::Tree) {
+                                missing.entry(*l).or_default().insert(a);
+                                continue;
+                            }
+                            match repo.read_blob(l).and_then(|b| {
+                                crate::repofile::tree::decode_list(&b, &format!("content list {l}"))
+                            }) {
+                                Ok(ids) => content.extend(ids),
+                                Err(e) => {
+                                    report.add(
+                                        Severity::Error,
+                                        format!("snapshot {} {p}: {e}", s.id.short()),
+                                    );
+                                }
+                            }
+                        }
+                        for b in &content {
                             referenced.insert(*b);
                             let a = || Affected {
                                 snapshot: s.id.to_hex(),

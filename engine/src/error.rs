@@ -57,6 +57,8 @@ pub enum Error {
     Locked(String),
     #[error("interrupted")]
     Interrupted,
+    #[error("SQLite database {path}: {reason}")]
+    Sqlite { path: String, reason: String },
     #[error("{path}: restored data does not match the snapshot: {reason}")]
     VerifyFailed { path: String, reason: String },
 }

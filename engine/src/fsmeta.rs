@@ -60,6 +60,7 @@ pub fn node_from_metadata(name: &[u8], m: &Metadata, kind: NodeKind, names: &Nam
         },
         content: Vec::new(),
         subtree: None,
+        lists: Vec::new(),
         sqlite: None,
     }
 }

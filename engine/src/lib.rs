@@ -32,6 +32,7 @@ pub mod repofile;
 pub mod repository;
 pub mod restorer;
 pub mod selector;
+pub mod sqlite;
 
 pub use error::{Error, ErrorKind, Result};
 pub use id::Id;

@@ -119,7 +119,17 @@ fn used_blobs(repo: &Repository, cancel: &Cancel) -> Result<(HashSet<Id>, HashSe
             match n.kind {
                 NodeKind::Dir => stack.extend(n.subtree),
                 NodeKind::File => {
-                    for b in &n.content {
+                    for l in &n.lists {
+                        if used.insert(*l) && !index.has_type(l, BlobType::Tree) {
+                            missing.insert(*l);
+                        }
+                    }
+                    let content = if n.lists.iter().all(|l| index.has_type(l, BlobType::Tree)) {
+                        repo.file_content(n)?
+                    } else {
+                        n.content.clone()
+                    };
+                    for b in &content {
                         if used.insert(*b) && !index.has_type(b, BlobType::Data) {
                             missing.insert(*b);
                         }

@@ -263,9 +263,20 @@ impl Rewriter<'_> {
                     }
                 }
                 NodeKind::File => {
-                    let before = n.content.len();
-                    n.content.retain(|b| self.index.has_type(b, BlobType::Data));
-                    if n.content.len() != before {
+                    let lists_ok = n
+                        .lists
+                        .iter()
+                        .all(|l| self.index.has_type(l, BlobType::Tree));
+                    let mut content = if lists_ok {
+                        self.repo.file_content(&n).unwrap_or_default()
+                    } else {
+                        n.content.clone()
+                    };
+                    let before = content.len();
+                    content.retain(|b| self.index.has_type(b, BlobType::Data));
+                    if content.len() != before || !lists_ok {
+                        n.content = content;
+                        n.lists.clear();
                         n.size = n
                             .content
                             .iter()

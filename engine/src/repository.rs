@@ -429,6 +429,28 @@ impl Repository {
         Tree::decode(&b, &format!("tree {id}"))
     }
 
+    /// A file node's content blob IDs, reading its list blobs if it has any.
+    pub fn file_content(&self, n: &crate::repofile::tree::Node) -> Result<Vec<Id>> {
+        if n.lists.is_empty() {
+            return Ok(n.content.clone());
+        }
+        let mut out = Vec::with_capacity(n.lists.len() * crate::repofile::tree::LIST_LEN);
+        for l in &n.lists {
+            if !self.index().has_type(l, BlobType::Tree) {
+                return Err(Error::corrupt(
+                    self.location(),
+                    format!("content list {l} is not in the index"),
+                ));
+            }
+            let b = self.read_blob(l)?;
+            out.extend(crate::repofile::tree::decode_list(
+                &b,
+                &format!("content list {l}"),
+            )?);
+        }
+        Ok(out)
+    }
+
     // ---- snapshots ----
 
     pub fn save_snapshot(&self, s: &Snapshot) -> Result<Id> {

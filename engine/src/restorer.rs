@@ -60,6 +60,8 @@ pub struct RestoreOutcome {
     pub verified_files: u64,
     /// Problems that did not stop the restore, with the path concerned.
     pub errors: Vec<(PathBuf, String)>,
+    /// Restored SQLite databases that passed `PRAGMA integrity_check`.
+    pub databases_ok: Vec<PathBuf>,
 }
 
 /// Blobs to take from one pack: each with the (file, offset) places it goes.
@@ -68,6 +70,11 @@ type PackJob = Vec<(PackEntry, Vec<(usize, u64)>)>;
 struct FilePlan {
     target: PathBuf,
     node: Node,
+    /// Content blob IDs (list blobs resolved).
+    content: Vec<Id>,
+    /// For databases: the final path; `target` is then a temporary name
+    /// in the same directory, renamed once the file is complete.
+    final_path: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -140,7 +147,7 @@ pub fn restore(
             continue;
         }
         let mut off = 0u64;
-        for id in &f.node.content {
+        for id in &f.content {
             let Some(loc) = index.get(id) else {
                 err(
                     &f.target,
@@ -216,6 +223,20 @@ pub fn restore(
         }
     }
 
+    // Databases: durable under the temporary name, then renamed into place
+    // and checked by SQLite.
+    let mut databases_ok = Vec::new();
+    for f in &plan.files {
+        let Some(fin) = &f.final_path else { continue };
+        match finish_database(&f.target, fin) {
+            Ok(()) => databases_ok.push(fin.clone()),
+            Err(e) => {
+                let _ = fs::remove_file(&f.target);
+                err(fin, e.to_string());
+            }
+        }
+    }
+
     let mut outcome = RestoreOutcome {
         files: plan.files.len() as u64 + plan.links.len() as u64,
         dirs: plan.dirs.len() as u64,
@@ -223,17 +244,23 @@ pub fn restore(
         bytes: total,
         verified_files: 0,
         errors: Vec::new(),
+        databases_ok,
     };
     if opts.verify {
         let verified = AtomicU64::new(0);
-        plan.files
-            .par_iter()
-            .for_each(|f| match verify_file(repo, &f.target, &f.node) {
+        plan.files.par_iter().for_each(|f| {
+            match verify_file(
+                repo,
+                f.final_path.as_ref().unwrap_or(&f.target),
+                &f.node,
+                &f.content,
+            ) {
                 Ok(()) => {
                     verified.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => err(&f.target, e.to_string()),
-            });
+            }
+        });
         outcome.verified_files = verified.into_inner();
     }
     outcome.errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -303,9 +330,24 @@ fn plan_entry(
                 }
                 plan.groups.insert((n.device, n.inode), plan.files.len());
             }
+            let (write_to, final_path) = if n.sqlite.is_some() {
+                let mut tmp = n.name.clone();
+                tmp.splice(0..0, b".".iter().copied());
+                tmp.extend_from_slice(
+                    format!(".cairn-restore-{}", Id::random().short()).as_bytes(),
+                );
+                (
+                    target.with_file_name(OsStr::from_bytes(&tmp)),
+                    Some(target.to_path_buf()),
+                )
+            } else {
+                (target.to_path_buf(), None)
+            };
             plan.files.push(FilePlan {
-                target: target.to_path_buf(),
+                target: write_to,
                 node: n.clone(),
+                content: repo.file_content(n)?,
+                final_path,
             });
             Ok(true)
         }
@@ -507,8 +549,34 @@ fn apply_metadata(path: &Path, n: &Node, owners: bool) -> std::result::Result<()
         .map_err(|e| format!("cannot set times: {e}"))
 }
 
+/// Moves a completely written database into place and checks it.
+fn finish_database(tmp: &Path, fin: &Path) -> Result<()> {
+    let f = OpenOptions::new()
+        .read(true)
+        .open(tmp)
+        .map_err(|e| Error::io(tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(tmp, e))?;
+    drop(f);
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut p = fin.as_os_str().to_owned();
+        p.push(suffix);
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(PathBuf::from(p), e)),
+        }
+    }
+    fs::rename(tmp, fin).map_err(|e| Error::io(fin, e))?;
+    if let Some(dir) = fin.parent() {
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    crate::sqlite::integrity_check(fin)
+}
+
 /// Rereads a restored file and checks every chunk against its blob ID.
-fn verify_file(repo: &Repository, path: &Path, n: &Node) -> Result<()> {
+fn verify_file(repo: &Repository, path: &Path, n: &Node, content: &[Id]) -> Result<()> {
     let index = repo.index();
     let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
@@ -520,7 +588,7 @@ fn verify_file(repo: &Repository, path: &Path, n: &Node) -> Result<()> {
     }
     let mut off = 0u64;
     let mut buf = Vec::new();
-    for id in &n.content {
+    for id in content {
         let loc = index.get(id).ok_or_else(|| Error::VerifyFailed {
             path: path.display().to_string(),
             reason: format!("blob {id} missing from the index"),
@@ -547,8 +615,8 @@ pub fn dump_file(repo: &Repository, n: &Node, out: &mut dyn std::io::Write) -> R
             n.name_lossy()
         )));
     }
-    for id in &n.content {
-        let b = repo.read_blob(id)?;
+    for id in repo.file_content(n)? {
+        let b = repo.read_blob(&id)?;
         out.write_all(&b)
             .map_err(|e| Error::io("standard output", e))?;
     }

@@ -153,6 +153,7 @@ pub fn root_node(s: &Snapshot) -> Node {
         rdev: 0,
         content: Vec::new(),
         subtree: Some(s.tree),
+        lists: Vec::new(),
         sqlite: None,
     }
 }

@@ -52,6 +52,7 @@ fn tree() -> Tree {
             rdev: 0,
             content: vec![MasterKey::from_secret(SECRET).blob_id(BLOB_A)],
             subtree: None,
+            lists: Vec::new(),
             sqlite: None,
         }],
     }

@@ -92,6 +92,8 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<i32> {
         force: a.force,
         dry_run: a.dry_run,
         stdin,
+        sqlite: a.sqlite.clone(),
+        sqlite_timeout: context::parse_duration(&a.sqlite_timeout)?,
     };
     let progress = Progress {
         bar: output::byte_bar(g, None, "backup"),

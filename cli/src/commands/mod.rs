@@ -11,6 +11,7 @@ pub mod prune;
 mod repair;
 mod restore;
 mod snapshots;
+mod sqlite;
 
 use anyhow::Result;
 
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Diff(a) => browse::diff(g, a),
         Command::Stats(a) => browse::stats(g, a),
         Command::Tag(a) => browse::tag(g, a),
+        Command::Sqlite(c) => sqlite::run(g, c),
         Command::Unlock { remove_all } => {
             let repo = crate::context::open_unlocked(g)?;
             let n = cairn_engine::lock::remove_locks(

@@ -88,6 +88,7 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<i32> {
                 "snapshot_id": snap.id.to_hex(),
                 "files": out.files, "dirs": out.dirs, "others": out.others, "bytes": out.bytes,
                 "verified_files": out.verified_files,
+                "databases_ok": out.databases_ok.iter().map(|p| output::path(p)).collect::<Vec<_>>(),
                 "errors": out.errors.iter().map(|(p, e)| serde_json::json!({"path": output::path(p), "error": e})).collect::<Vec<_>>(),
             })
         );
@@ -103,6 +104,9 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<i32> {
         );
         if a.verify {
             println!("verified {} files", out.verified_files);
+        }
+        for d in &out.databases_ok {
+            println!("database {}: integrity check ok", d.display());
         }
     }
     if out.errors.is_empty() {

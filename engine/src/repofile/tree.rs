@@ -75,11 +75,37 @@ pub struct Node {
     /// Content blobs of a file, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub content: Vec<Id>,
+    /// For files with many blobs, instead of `content`: list blobs (tree
+    /// type, CBOR arrays of at most [`LIST_LEN`] IDs) whose concatenation is
+    /// the content. List `i` always covers blobs `i*LIST_LEN..`, so a change
+    /// to a few blobs rewrites only the lists that hold them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lists: Vec<Id>,
     /// Tree blob of a directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtree: Option<Id>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sqlite: Option<SqliteMeta>,
+}
+
+/// IDs per content list blob.
+pub const LIST_LEN: usize = 64;
+
+/// Decodes a content list blob.
+pub fn decode_list(b: &[u8], what: &str) -> Result<Vec<Id>> {
+    let v: Vec<Id> = from_cbor(b, what)?;
+    if v.is_empty() || v.len() > LIST_LEN {
+        return Err(Error::corrupt(
+            what,
+            "content list has an impossible length",
+        ));
+    }
+    Ok(v)
+}
+
+/// Encodes a content list blob.
+pub fn encode_list(ids: &[Id]) -> Vec<u8> {
+    to_cbor(&ids)
 }
 
 fn is_zero(v: &u64) -> bool {

@@ -666,22 +666,20 @@ impl Archiver<'_> {
         };
         let mut content = Vec::new();
         let mut size = 0u64;
-        let r = self.chunker.for_each_chunk(
-            file,
-            node.size,
-            |chunk: Vec<u8>| -> Result<(), FileError> {
-                self.cancel.check().map_err(FileError::Fatal)?;
-                size += chunk.len() as u64;
-                inc(&self.counters.bytes_read, chunk.len() as u64);
-                self.progress.bytes_read(chunk.len() as u64);
-                let id = self
-                    .packer
-                    .save(BlobType::Data, &chunk)
-                    .map_err(FileError::Fatal)?;
-                content.push(id);
-                Ok(())
-            },
-        );
+        let r =
+            self.chunker
+                .for_each_chunk(file, node.size, |chunk: &[u8]| -> Result<(), FileError> {
+                    self.cancel.check().map_err(FileError::Fatal)?;
+                    size += chunk.len() as u64;
+                    inc(&self.counters.bytes_read, chunk.len() as u64);
+                    self.progress.bytes_read(chunk.len() as u64);
+                    let id = self
+                        .packer
+                        .save(BlobType::Data, &chunk)
+                        .map_err(FileError::Fatal)?;
+                    content.push(id);
+                    Ok(())
+                });
         match r {
             Ok(()) => {}
             Err(FileError::Fatal(e)) => return Err(e),
@@ -793,7 +791,7 @@ impl Archiver<'_> {
         let r = self.chunker.for_each_chunk(
             &mut s.reader,
             u64::MAX,
-            |chunk: Vec<u8>| -> Result<(), FileError> {
+            |chunk: &[u8]| -> Result<(), FileError> {
                 self.cancel.check().map_err(FileError::Fatal)?;
                 size += chunk.len() as u64;
                 inc(&self.counters.bytes_read, chunk.len() as u64);

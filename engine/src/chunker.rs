@@ -4,7 +4,7 @@
 
 use std::io::Read;
 
-use fastcdc::v2020::{Normalization, StreamCDC};
+use fastcdc::v2020::{FastCDC, Normalization};
 
 use crate::repofile::config::ChunkerParams;
 
@@ -31,7 +31,7 @@ impl Chunker {
         &self,
         mut reader: R,
         size_hint: u64,
-        mut each: impl FnMut(Vec<u8>) -> Result<(), E>,
+        mut each: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         let p = self.params;
         if size_hint < u64::from(p.min_size) {
@@ -42,7 +42,7 @@ impl Chunker {
                 .read_to_end(&mut buf)?;
             if buf.len() < p.min_size as usize {
                 if !buf.is_empty() {
-                    each(buf)?;
+                    each(&buf)?;
                 }
                 return Ok(());
             }
@@ -54,27 +54,64 @@ impl Chunker {
 
     fn stream<R: Read, E: From<std::io::Error>>(
         &self,
-        reader: R,
-        mut each: impl FnMut(Vec<u8>) -> Result<(), E>,
+        mut reader: R,
+        mut each: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         let p = self.params;
-        let cdc = StreamCDC::with_level_and_seed(
-            reader,
-            p.min_size,
-            p.avg_size,
-            p.max_size,
-            Normalization::Level1,
-            self.seed,
-        );
-        for c in cdc {
-            match c {
-                Ok(chunk) => each(chunk.data)?,
-                Err(fastcdc::v2020::Error::IoError(e)) => return Err(e.into()),
-                Err(e) => return Err(std::io::Error::other(e.to_string()).into()),
-            }
+        let max = p.max_size as usize;
+        let cap = 2 * max;
+        // One buffer per thread, taken for the duration of the stream so a
+        // nested use cannot share it.
+        let mut buf = BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        if buf.len() < cap {
+            buf.resize(cap, 0);
         }
-        Ok(())
+        let r = (|| -> Result<(), E> {
+            let mut filled = 0;
+            let mut eof = false;
+            loop {
+                while filled < cap && !eof {
+                    match reader.read(&mut buf[filled..cap]) {
+                        Ok(0) => eof = true,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                if filled == 0 {
+                    return Ok(());
+                }
+                let cdc = FastCDC::with_level_and_seed(
+                    &buf[..filled],
+                    p.min_size,
+                    p.avg_size,
+                    p.max_size,
+                    Normalization::Level1,
+                    self.seed,
+                );
+                let mut start = 0;
+                // A cut is searched only with a whole maximum-size window
+                // ahead (or at the end of the stream), so boundaries do not
+                // depend on how reads happened to split the data.
+                while start < filled && (eof || filled - start >= max) {
+                    let (_, end) = cdc.cut(start, filled - start);
+                    each(&buf[start..end])?;
+                    start = end;
+                }
+                buf.copy_within(start..filled, 0);
+                filled -= start;
+                if eof && filled == 0 {
+                    return Ok(());
+                }
+            }
+        })();
+        BUFFER.with(|b| *b.borrow_mut() = buf);
+        r
     }
+}
+
+thread_local! {
+    static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[cfg(test)]
@@ -95,7 +132,7 @@ mod tests {
     fn cut(c: &Chunker, data: &[u8]) -> Vec<Vec<u8>> {
         let mut v = Vec::new();
         c.for_each_chunk::<_, std::io::Error>(data, data.len() as u64, |ch| {
-            v.push(ch);
+            v.push(ch.to_vec());
             Ok(())
         })
         .unwrap();
@@ -117,6 +154,35 @@ mod tests {
             assert!(ch.len() >= 4096 && ch.len() <= 65536);
         }
         assert!(cut(&c, &[]).is_empty());
+        // Boundaries match fastcdc's own streaming chunker exactly, whatever
+        // the read sizes.
+        let reference: Vec<Vec<u8>> = fastcdc::v2020::StreamCDC::with_level_and_seed(
+            &data[..],
+            4096,
+            16384,
+            65536,
+            Normalization::Level1,
+            42,
+        )
+        .map(|c| c.unwrap().data)
+        .collect();
+        assert_eq!(chunks, reference);
+        struct Dribble<'a>(&'a [u8]);
+        impl Read for Dribble<'_> {
+            fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+                let n = b.len().min(self.0.len()).min(777);
+                b[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut dribbled = Vec::new();
+        c.for_each_chunk::<_, std::io::Error>(Dribble(&data), data.len() as u64, |ch| {
+            dribbled.push(ch.to_vec());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(dribbled, reference);
         assert_eq!(cut(&c, b"abc"), vec![b"abc".to_vec()]);
     }
 

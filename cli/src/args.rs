@@ -19,9 +19,18 @@ pub struct Cli {
 
 #[derive(Args, Clone)]
 pub struct Global {
-    /// Repository location (a local directory)
+    /// Repository location: a directory, s3:https://HOST/BUCKET/PREFIX,
+    /// sftp:USER@HOST:/PATH, sftp://USER@HOST:PORT/PATH or opendal:SERVICE
     #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true)]
     pub repo: Option<String>,
+    /// Storage option KEY=VALUE for a remote repository (repeatable), e.g.
+    /// -o region=eu-west-1, -o root=/path with opendal:SERVICE
+    #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", global = true)]
+    pub option: Vec<String>,
+    /// At most N concurrent requests to remote storage (default: 5 for S3,
+    /// 2 for SFTP)
+    #[arg(long, value_name = "N", global = true, value_parser = clap::value_parser!(u16).range(1..))]
+    pub connections: Option<u16>,
     /// Read the repository password from a file
     #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true)]
     pub password_file: Option<PathBuf>,
@@ -72,6 +81,8 @@ pub enum Command {
     Key(KeyCommand),
     /// Check the repository for damage
     Check(CheckArgs),
+    /// Remove snapshots by a retention policy, or by ID
+    Forget(ForgetArgs),
     /// Remove data that no snapshot references
     Prune(PruneArgs),
     /// Repair a damaged repository
@@ -184,7 +195,7 @@ pub struct FilterArgs {
 #[derive(Args)]
 pub struct LsArgs {
     /// SNAPSHOT[:PATH]
-    pub snapshot: String,
+    pub snapshot: std::ffi::OsString,
     /// Show mode, owner, size and time
     #[arg(short, long)]
     pub long: bool,
@@ -198,7 +209,7 @@ pub struct LsArgs {
 #[derive(Args)]
 pub struct RestoreArgs {
     /// SNAPSHOT[:PATH]
-    pub snapshot: String,
+    pub snapshot: std::ffi::OsString,
     /// Directory to restore into
     #[arg(short, long)]
     pub target: PathBuf,
@@ -221,7 +232,7 @@ pub struct RestoreArgs {
 #[derive(Args)]
 pub struct DumpArgs {
     /// SNAPSHOT:PATH of a file
-    pub snapshot: String,
+    pub snapshot: std::ffi::OsString,
     /// Use the newest snapshot at or before TIME when SNAPSHOT is `latest`
     #[arg(long)]
     pub as_of: Option<String>,
@@ -272,6 +283,65 @@ pub struct CheckArgs {
     /// Read a part of the data: n/m (bucket n of m), P% (random share) or a size like 2G
     #[arg(long, value_name = "SUBSET")]
     pub read_data_subset: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ForgetArgs {
+    /// Snapshots to remove (ID, unique prefix or `latest`) instead of a policy
+    pub ids: Vec<String>,
+    /// Keep the N newest snapshots (-1 or `unlimited`: all)
+    #[arg(short = 'l', long, value_name = "N", allow_negative_numbers = true, value_parser = cairn_engine::forget::parse_keep_count)]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest hours with snapshots
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = cairn_engine::forget::parse_keep_count)]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest days with snapshots
+    #[arg(short = 'd', long, value_name = "N", allow_negative_numbers = true, value_parser = cairn_engine::forget::parse_keep_count)]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest ISO weeks with snapshots
+    #[arg(short = 'w', long, value_name = "N", allow_negative_numbers = true, value_parser = cairn_engine::forget::parse_keep_count)]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest months with snapshots
+    #[arg(short = 'm', long, value_name = "N", allow_negative_numbers = true, value_parser = cairn_engine::forget::parse_keep_count)]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest years with snapshots
+    #[arg(short = 'y', long, value_name = "N", allow_negative_numbers = true, value_parser = cairn_engine::forget::parse_keep_count)]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot within DURATION (e.g. 1y2m3d4h) of the group's newest
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<cairn_engine::forget::KeepDuration>,
+    /// Keep hourly snapshots within DURATION of the group's newest
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_hourly: Option<cairn_engine::forget::KeepDuration>,
+    /// Keep daily snapshots within DURATION of the group's newest
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_daily: Option<cairn_engine::forget::KeepDuration>,
+    /// Keep weekly snapshots within DURATION of the group's newest
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_weekly: Option<cairn_engine::forget::KeepDuration>,
+    /// Keep monthly snapshots within DURATION of the group's newest
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_monthly: Option<cairn_engine::forget::KeepDuration>,
+    /// Keep yearly snapshots within DURATION of the group's newest
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_yearly: Option<cairn_engine::forget::KeepDuration>,
+    /// Keep snapshots having all these tags (comma-separated; repeatable; '' = untagged)
+    #[arg(long = "keep-tag", value_name = "TAGS")]
+    pub keep_tag: Vec<String>,
+    /// Always keep the N newest snapshots of each group (a floor under the rules)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_min: u32,
+    /// Group snapshots by host, paths and/or tags ('' for one group)
+    #[arg(short = 'g', long, value_name = "GROUP", default_value = "host,paths")]
+    pub group_by: cairn_engine::forget::GroupBy,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Show what would be removed without removing anything
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Run `prune` (with its default options) after removing snapshots
+    #[arg(long)]
+    pub prune: bool,
 }
 
 #[derive(Args, Clone)]

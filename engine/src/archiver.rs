@@ -333,7 +333,15 @@ pub fn backup(
                 Some(s) => archiver.load_parent_tree(&s.tree, Path::new("/")),
                 None => None,
             };
-            archiver.save_vdir(Path::new("/"), &root, parent_tree.as_ref(), None)
+            // The root compares with the parent's root, so an unchanged
+            // backup reports no new directory.
+            let parent_root = parent.as_ref().map(crate::selector::root_node);
+            archiver.save_vdir(
+                Path::new("/"),
+                &root,
+                parent_tree.as_ref(),
+                parent_root.as_ref(),
+            )
         }
     };
     let tree = match tree {
@@ -675,7 +683,7 @@ impl Archiver<'_> {
                     self.progress.bytes_read(chunk.len() as u64);
                     let id = self
                         .packer
-                        .save(BlobType::Data, &chunk)
+                        .save(BlobType::Data, chunk)
                         .map_err(FileError::Fatal)?;
                     content.push(id);
                     Ok(())
@@ -798,7 +806,7 @@ impl Archiver<'_> {
                 self.progress.bytes_read(chunk.len() as u64);
                 content.push(
                     self.packer
-                        .save(BlobType::Data, &chunk)
+                        .save(BlobType::Data, chunk)
                         .map_err(FileError::Fatal)?,
                 );
                 Ok(())

@@ -59,14 +59,26 @@ impl fmt::Debug for Id {
     }
 }
 
+/// In the repository's CBOR an ID is a 32-byte byte string; in
+/// human-readable formats (JSON output) it is hex, so it can be pasted back
+/// into a command.
 impl Serialize for Id {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_hex())
+        } else {
+            s.serialize_bytes(&self.0)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Id, D::Error> {
+        if d.is_human_readable() {
+            let s: String = Deserialize::deserialize(d)?;
+            return Id::from_hex(&s)
+                .map_err(|_| serde::de::Error::custom("expected a 64-digit hex ID"));
+        }
         let b: serde_bytes::ByteBuf = Deserialize::deserialize(d)?;
         Id::from_slice(&b).ok_or_else(|| serde::de::Error::invalid_length(b.len(), &"32 bytes"))
     }

@@ -163,15 +163,12 @@ pub fn prune(
         let path = format!("{INDEX}{id}");
         for p in &f.packs {
             let entries = pack::decode_entries(&p.blobs, Some(p.size), &path)?;
-            if !packs.contains_key(&p.id) {
+            if let std::collections::hash_map::Entry::Vacant(v) = packs.entry(p.id) {
                 order.push(p.id);
-                packs.insert(
-                    p.id,
-                    PackInfo {
-                        size: p.size,
-                        entries,
-                    },
-                );
+                v.insert(PackInfo {
+                    size: p.size,
+                    entries,
+                });
             }
         }
         for o in &f.obsolete {

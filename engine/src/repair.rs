@@ -36,6 +36,10 @@ pub struct IndexRepairReport {
     pub problems: Vec<String>,
 }
 
+/// A damaged pack: ID, size, intact entries, its bytes, and the number of
+/// blobs lost.
+type DamagedPack = (Id, u64, Vec<PackEntry>, Vec<u8>, usize);
+
 /// Rebuilds the index from the packs themselves.
 pub fn repair_index(
     repo: &Repository,
@@ -125,7 +129,7 @@ pub fn repair_index(
 
     let mut index_packs: Vec<IndexPack> = Vec::new();
     let mut have: HashSet<Id> = HashSet::new();
-    let mut damaged: Vec<(Id, u64, Vec<PackEntry>, Vec<u8>, usize)> = Vec::new();
+    let mut damaged: Vec<DamagedPack> = Vec::new();
     for (id, size, o) in outcomes {
         match o {
             Outcome::Good(es) => {

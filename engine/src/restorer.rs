@@ -464,15 +464,19 @@ fn restore_pack(
                     continue;
                 }
             };
-            let zero = plain.iter().all(|&b| b == 0);
             for (fi, off) in targets {
-                if !zero {
-                    let target = &files[*fi].target;
+                let target = &files[*fi].target;
+                let runs = data_runs(&plain, *off);
+                if !runs.is_empty() {
                     let r = OpenOptions::new()
                         .write(true)
                         .custom_flags(libc::O_NOFOLLOW)
                         .open(target)
-                        .and_then(|f| f.write_all_at(&plain, *off));
+                        .and_then(|f| {
+                            runs.iter().try_for_each(|(a, b)| {
+                                f.write_all_at(&plain[*a..*b], *off + *a as u64)
+                            })
+                        });
                     if let Err(x) = r {
                         err(target, format!("write failed: {x}"));
                     }
@@ -484,6 +488,31 @@ fn restore_pack(
         i = j;
     }
     Ok(())
+}
+
+/// Block size for hole detection: runs of zeros covering whole blocks of
+/// the file are not written, so the file system keeps them as holes.
+const HOLE_BLOCK: u64 = 4096;
+
+/// The ranges of `data` (to be written at file offset `off`) that must be
+/// written: everything except whole file blocks of zeros.
+fn data_runs(data: &[u8], off: u64) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0usize;
+    while i < data.len() {
+        // Up to the next block boundary of the file.
+        let pos = off + i as u64;
+        let end = ((pos / HOLE_BLOCK + 1) * HOLE_BLOCK - off).min(data.len() as u64) as usize;
+        let whole = pos.is_multiple_of(HOLE_BLOCK) && (end - i) as u64 == HOLE_BLOCK;
+        if !(whole && data[i..end].iter().all(|&b| b == 0)) {
+            match runs.last_mut() {
+                Some(r) if r.1 == i => r.1 = end,
+                _ => runs.push((i, end)),
+            }
+        }
+        i = end;
+    }
+    runs
 }
 
 fn make_other(path: &Path, n: &Node) -> std::result::Result<(), String> {
@@ -621,4 +650,23 @@ pub fn dump_file(repo: &Repository, n: &Node, out: &mut dyn std::io::Write) -> R
             .map_err(|e| Error::io("standard output", e))?;
     }
     out.flush().map_err(|e| Error::io("standard output", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_blocks_become_holes() {
+        let mut d = vec![0u8; 5 * 4096];
+        d[10] = 1;
+        d[3 * 4096 + 5] = 1;
+        assert_eq!(data_runs(&d, 0), vec![(0, 4096), (3 * 4096, 4 * 4096)]);
+        // Unaligned start: partial blocks are always written.
+        let r = data_runs(&d, 100);
+        assert_eq!(r.first().map(|x| x.0), Some(0));
+        assert!(r.iter().all(|(a, b)| a < b && *b <= d.len()));
+        assert!(data_runs(&vec![0u8; 8192], 0).is_empty());
+        assert_eq!(data_runs(&[0u8; 10], 0), vec![(0, 10)]);
+    }
 }

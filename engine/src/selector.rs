@@ -158,18 +158,39 @@ pub fn root_node(s: &Snapshot) -> Node {
     }
 }
 
-/// Finds the node at `path` (absolute, `/`-separated) in a snapshot.
-pub fn find_node(repo: &Repository, s: &Snapshot, path: &str) -> Result<Node> {
+/// Splits `SNAPSHOT[:PATH]` given as raw bytes: the selector must be text,
+/// the path may be any bytes (file names need not be UTF-8).
+pub fn split_spec_bytes(spec: &[u8]) -> Result<(String, Option<Vec<u8>>)> {
+    let at = spec.windows(2).position(|w| w == b":/");
+    let (sel, path) = match at {
+        Some(i) => (&spec[..i], Some(spec[i + 1..].to_vec())),
+        None if spec.contains(&b'@') => (spec, None),
+        None => match spec.iter().position(|&b| b == b':') {
+            Some(i) => (&spec[..i], Some(spec[i + 1..].to_vec())),
+            None => (spec, None),
+        },
+    };
+    let sel = std::str::from_utf8(sel)
+        .map_err(|_| Error::SnapshotNotFound(String::from_utf8_lossy(sel).into_owned()))?;
+    Ok((sel.to_string(), path))
+}
+
+/// Finds the node at `path` (absolute, `/`-separated bytes) in a snapshot.
+pub fn find_node(repo: &Repository, s: &Snapshot, path: &[u8]) -> Result<Node> {
+    let shown = || String::from_utf8_lossy(path).into_owned();
     let mut node = root_node(s);
-    for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+    for comp in path
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+    {
         let Some(sub) = node.subtree.filter(|_| node.kind == NodeKind::Dir) else {
-            return Err(Error::PathNotFound(path.to_string()));
+            return Err(Error::PathNotFound(shown()));
         };
         let tree = repo.load_tree(&sub)?;
         node = tree
-            .find(comp.as_bytes())
+            .find(comp)
             .cloned()
-            .ok_or_else(|| Error::PathNotFound(path.to_string()))?;
+            .ok_or_else(|| Error::PathNotFound(shown()))?;
     }
     Ok(node)
 }

@@ -1,4 +1,5 @@
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 
 use anyhow::Result;
 
@@ -138,15 +139,17 @@ fn walk(
 pub fn run(g: &Global, a: LsArgs) -> Result<i32> {
     let session = context::session(g, context::Locking::Shared)?;
     let repo = &session.repo;
-    let (spec, sub) = selector::split_spec(&a.snapshot);
+    let (spec, sub) = selector::split_spec_bytes(a.snapshot.as_bytes())?;
     let snap = selector::find_snapshot(
-        &repo,
-        spec,
+        repo,
+        &spec,
         &super::filter(&a.filter),
         super::as_of(&a.as_of)?,
     )?;
-    let path = sub.unwrap_or("/");
-    let node = selector::find_node(&repo, &snap, path)?;
+    let sub = sub.unwrap_or_else(|| b"/".to_vec());
+    let node = selector::find_node(repo, &snap, &sub)?;
+    let path_lossy = String::from_utf8_lossy(&sub).into_owned();
+    let path = path_lossy.as_str();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if g.json {

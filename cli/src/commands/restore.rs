@@ -1,4 +1,5 @@
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
@@ -42,15 +43,17 @@ impl RestoreProgress for Progress {
 pub fn run(g: &Global, a: RestoreArgs) -> Result<i32> {
     let session = context::session(g, context::Locking::Shared)?;
     let repo = &session.repo;
-    let (spec, sub) = selector::split_spec(&a.snapshot);
+    let (spec, sub) = selector::split_spec_bytes(a.snapshot.as_bytes())?;
     let snap = selector::find_snapshot(
-        &repo,
-        spec,
+        repo,
+        &spec,
         &super::filter(&a.filter),
         super::as_of(&a.as_of)?,
     )?;
-    let path = sub.unwrap_or("/");
-    let node = selector::find_node(&repo, &snap, path)?;
+    let sub = sub.unwrap_or_else(|| b"/".to_vec());
+    let node = selector::find_node(repo, &snap, &sub)?;
+    let path_lossy = String::from_utf8_lossy(&sub).into_owned();
+    let path = path_lossy.as_str();
     let include = if a.include.is_empty() {
         None
     } else {
@@ -122,17 +125,17 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<i32> {
 pub fn dump(g: &Global, a: DumpArgs) -> Result<i32> {
     let session = context::session(g, context::Locking::Shared)?;
     let repo = &session.repo;
-    let (spec, sub) = selector::split_spec(&a.snapshot);
+    let (spec, sub) = selector::split_spec_bytes(a.snapshot.as_bytes())?;
     let Some(path) = sub else {
         anyhow::bail!("dump needs SNAPSHOT:PATH naming a file");
     };
     let snap = selector::find_snapshot(
-        &repo,
-        spec,
+        repo,
+        &spec,
         &super::filter(&a.filter),
         super::as_of(&a.as_of)?,
     )?;
-    let node = selector::find_node(&repo, &snap, path)?;
+    let node = selector::find_node(repo, &snap, &path)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     restorer::dump_file(&repo, &node, &mut out)?;

@@ -23,7 +23,7 @@ fn fetch(
         bail!("give the database as SNAPSHOT:PATH");
     };
     let snap = selector::find_snapshot(repo, s, &SnapshotFilter::default(), super::as_of(as_of)?)?;
-    let node = selector::find_node(repo, &snap, path)?;
+    let node = selector::find_node(repo, &snap, path.as_bytes())?;
     if node.kind != NodeKind::File {
         bail!("{path} is not a file in snapshot {}", snap.id.short());
     }

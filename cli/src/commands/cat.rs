@@ -92,7 +92,7 @@ pub fn run(g: &Global, a: CatArgs) -> Result<i32> {
         "tree" => {
             let spec = need()?;
             let (s, p) = selector::split_spec(&spec);
-            let snap = selector::find_snapshot(&repo, s, &Default::default(), None)?;
+            let snap = selector::find_snapshot(repo, s, &Default::default(), None)?;
             let node = selector::find_node(repo, &snap, p.unwrap_or("/").as_bytes())?;
             let Some(sub) = node.subtree else {
                 bail!("{spec} is not a directory");

@@ -167,7 +167,7 @@ pub fn run(g: &Global, a: LsArgs) -> Result<i32> {
     } else {
         format!("/{}", path.trim_matches('/'))
     };
-    walk(&repo, &node, &shown, a.long, g.json, &mut out)?;
+    walk(repo, &node, &shown, a.long, g.json, &mut out)?;
     out.flush()?;
     Ok(exit::OK)
 }

@@ -4,6 +4,7 @@ mod backup;
 mod browse;
 mod cat;
 mod check;
+mod forget;
 mod init;
 mod key;
 mod ls;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Cat(a) => cat::run(g, a),
         Command::Key(k) => key::run(g, k),
         Command::Check(a) => check::run(g, a),
+        Command::Forget(a) => forget::run(g, a),
         Command::Prune(a) => prune::run(g, a),
         Command::Repair(r) => repair::run(g, r),
         Command::Find(a) => browse::find(g, a),

@@ -80,7 +80,7 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<i32> {
         json: g.json,
     };
     let snap_path = format!("/{}", path.trim_matches('/'));
-    let out = restorer::restore(&repo, &node, &snap_path, &opts, &progress, &session.cancel)
+    let out = restorer::restore(repo, &node, &snap_path, &opts, &progress, &session.cancel)
         .with_context(|| format!("restore into {} failed", a.target.display()))?;
     progress.bar.finish_and_clear();
     if g.json {
@@ -138,7 +138,7 @@ pub fn dump(g: &Global, a: DumpArgs) -> Result<i32> {
     let node = selector::find_node(repo, &snap, &path)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    restorer::dump_file(&repo, &node, &mut out)?;
+    restorer::dump_file(repo, &node, &mut out)?;
     out.flush()?;
     Ok(exit::OK)
 }

@@ -24,3 +24,9 @@ mod fidelity;
 mod json;
 #[path = "e2e/partial.rs"]
 mod partial;
+#[path = "e2e/remote.rs"]
+mod remote;
+#[path = "e2e/repair.rs"]
+mod repair;
+#[path = "e2e/sqlite.rs"]
+mod sqlite;

@@ -63,7 +63,11 @@ impl Packer {
     /// A packer that deduplicates only against `known` (prune's repacking
     /// uses an empty index, since every blob it copies is indexed already).
     pub fn with_known(repo: &Repository, known: Arc<Index>, dry_run: bool) -> Packer {
-        let (tx, rx) = sync_channel::<PackWriter>(1);
+        // A rendezvous: a full pack waits for the uploader rather than
+        // queueing, so at most one pack per type is being filled and one
+        // uploaded, which bounds memory; storing a pack is faster than
+        // filling one, so workers rarely wait.
+        let (tx, rx) = sync_channel::<PackWriter>(0);
         let backend = repo.backend().clone();
         let key = repo.key().clone();
         let repo_id = *repo.id();

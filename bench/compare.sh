@@ -105,7 +105,7 @@ done
 cleanup() {
     # Remove only what this script created; logs and the TSVs stay.
     if [[ ${KEEP:-0} != 1 ]]; then
-        rm -rf -- "$REPOS" "$RESTORE" "$CACHE"
+        rm -rf -- "$REPOS" "$RESTORE" "$CACHE" "$BENCH_DIR/churn" "$BENCH_DIR/churn-src"
     fi
 }
 trap cleanup EXIT
@@ -185,7 +185,19 @@ say "    so these numbers are for a warm cache, not cold disk reads)"
 say
 
 # ---------------------------------------------------------------- measuring
-PHASES=(backup1 backup2 restore)
+PHASES=(backup1 backup2 restore prune)
+# The prune phase: every tool that has one backs up CHURN_STEPS more
+# snapshots, each with TREE plus a different CHURN_MIB MiB file, forgets
+# all but the last 2, and prunes. The churn files are made once, so every
+# tool sees the same bytes.
+CHURN_STEPS=${CHURN_STEPS:-10}
+CHURN_MIB=${CHURN_MIB:-20}
+CHURN_SRC=$BENCH_DIR/churn-src
+mkdir -p -- "$CHURN_SRC"
+for ((i = 1; i <= CHURN_STEPS; i++)); do
+    [[ -f $CHURN_SRC/f$i ]] || head -c "$((CHURN_MIB << 20))" /dev/urandom >"$CHURN_SRC/f$i"
+done
+declare -A FREED
 declare -A WALL CPU MEM REPO STATUS
 FAILED=()
 
@@ -195,6 +207,14 @@ set_cmd() { # TOOL ACTION REPO [ARG] -> CMD array
         cairn/init)     CMD=("$CAIRN" -r "$repo" init --kdf-memory 64) ;;
         cairn/backup)   CMD=("$CAIRN" -r "$repo" backup "$TREE") ;;
         cairn/restore)  CMD=("$CAIRN" -r "$repo" restore latest --target "$arg") ;;
+        cairn/churn)    CMD=("$CAIRN" -r "$repo" backup -q "$TREE" "$arg") ;;
+        cairn/forget)   CMD=("$CAIRN" -r "$repo" forget -q --keep-last 2) ;;
+        # restic deletes at once; so does cairn with --instant-delete (its
+        # default keeps unused packs for a 24 h grace period).
+        cairn/prune)    CMD=("$CAIRN" -r "$repo" prune --instant-delete) ;;
+        restic/churn)   CMD=(restic -r "$repo" backup -q "$TREE" "$arg") ;;
+        restic/forget)  CMD=(restic -r "$repo" forget -q --keep-last 2) ;;
+        restic/prune)   CMD=(restic -r "$repo" prune) ;;
         restic/init)    CMD=(restic -r "$repo" init) ;;
         restic/backup)  CMD=(restic -r "$repo" backup "$TREE") ;;
         restic/restore) CMD=(restic -r "$repo" restore latest --target "$arg") ;;
@@ -295,6 +315,28 @@ run_tool() {
         fi
     fi
     rm -rf -- "$dst"
+
+    if [[ $tool == cairn || $tool == restic ]]; then
+        local churn=$BENCH_DIR/churn i before after
+        note "$tool: $CHURN_STEPS churn backups for the prune phase"
+        for ((i = 1; i <= CHURN_STEPS; i++)); do
+            rm -rf -- "$churn" && mkdir -p -- "$churn" && cp -- "$CHURN_SRC/f$i" "$churn/"
+            set_cmd "$tool" churn "$repo" "$churn"
+            "${CMD[@]}" >>"$LOGS/$tool.churn.out" 2>>"$LOGS/$tool.churn.err" || { FAILED+=("$tool.churn"); STATUS[$tool/prune]="FAIL(churn)"; return 0; }
+        done
+        rm -rf -- "$churn"
+        set_cmd "$tool" forget "$repo"
+        "${CMD[@]}" >"$LOGS/$tool.forget.out" 2>"$LOGS/$tool.forget.err" || { FAILED+=("$tool.forget"); STATUS[$tool/prune]="FAIL(forget)"; return 0; }
+        before=$(du -sb -- "$repo" | cut -f1)
+        set_cmd "$tool" prune "$repo"
+        measure "$tool" prune "$BENCH_DIR" || true
+        after=$(du -sb -- "$repo" | cut -f1)
+        FREED[$tool]=$(awk -v a="$before" -v b="$after" 'BEGIN { printf "%.1f", (a - b) / 1048576 }')
+        REPO[$tool/prune]=$(repo_mib "$repo")
+        say "    freed ${FREED[$tool]} MiB; repository now ${REPO[$tool/prune]} MiB"
+    else
+        STATUS[$tool/prune]="n/a"
+    fi
 }
 
 for t in "${TOOLS[@]}"; do
@@ -342,6 +384,7 @@ if [[ " ${TOOLS[*]} " == *" cairn "* && ${#TOOLS[@]} -gt 1 ]]; then
                 u=$(ratio "${CPU[$k]}" "${CPU[$c]}")
                 m=$(ratio "${MEM[$c]}" "${MEM[$k]}")
                 [[ $p == restore ]] || r=$(ratio "${REPO[$c]:-}" "${REPO[$k]:-}")
+                [[ $p != prune ]] || say "  prune: space freed cairn ${FREED[cairn]:-?} MiB, $t ${FREED[$t]:-?} MiB"
             fi
             printf '%-8s %-8s %10s %10s %10s %10s\n' "$t" "$p" "$w" "$u" "$m" "$r"
             printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$p" "$w" "$u" "$m" "$r" >>"$RATIOS"

@@ -269,7 +269,16 @@ pub fn backup(
     let mut sqlite = std::collections::HashSet::new();
     let mut early_warnings = Vec::new();
     for p in &opts.sqlite {
-        match normalize_source(p) {
+        // A symlink to a database names the database: the database is
+        // stored under the name given, with the metadata of what it points to.
+        let resolved = normalize_source(p)
+            .map_err(|e| e.to_string())
+            .and_then(|n| match fs::metadata(&n) {
+                Ok(m) if m.is_file() => Ok(n),
+                Ok(_) => Err("not a regular file".to_string()),
+                Err(e) => Err(e.to_string()),
+            });
+        match resolved {
             Ok(n) => {
                 sqlite.insert(n.clone());
                 paths.push(n);
@@ -281,7 +290,11 @@ pub fn backup(
         }
     }
     if paths.is_empty() && !early_warnings.is_empty() {
-        return Err(Error::InvalidArgument(early_warnings[0].message.clone()));
+        return Err(Error::InvalidArgument(format!(
+            "{}: {}",
+            early_warnings[0].path.display(),
+            early_warnings[0].message
+        )));
     }
     paths.sort();
     paths.dedup();
@@ -419,6 +432,16 @@ impl Archiver<'_> {
             });
     }
 
+    /// `lstat`, except that a database named with `--sqlite` is followed
+    /// through a symlink.
+    fn stat(&self, p: &Path) -> std::io::Result<Metadata> {
+        if self.sqlite.contains(p) {
+            fs::metadata(p)
+        } else {
+            fs::symlink_metadata(p)
+        }
+    }
+
     fn check_interrupt(&self) -> Result<()> {
         self.cancel.check()
     }
@@ -464,7 +487,7 @@ impl Archiver<'_> {
             let pnode = parent.and_then(|t| t.find(name));
             match entry {
                 VEntry::Target(p) => {
-                    let meta = match fs::symlink_metadata(p) {
+                    let meta = match self.stat(p) {
                         Ok(m) => m,
                         Err(e) => {
                             inc(&self.counters.files_failed, 1);
@@ -610,7 +633,7 @@ impl Archiver<'_> {
                 if self.opts.excludes.is_excluded(&child) {
                     return Ok(None);
                 }
-                let meta = match fs::symlink_metadata(&child) {
+                let meta = match self.stat(&child) {
                     Ok(m) => m,
                     Err(e) => {
                         inc(&self.counters.files_failed, 1);

@@ -217,13 +217,8 @@ pub fn restore(
             }
         }
     }
-    for (path, n) in plan.dirs.iter().rev() {
-        if let Err(e) = apply_metadata(path, n, owners) {
-            err(path, e);
-        }
-    }
-
-    // Databases: durable under the temporary name, then renamed into place
+    // Databases (before directory times are set, since renaming into a
+    // directory changes its mtime): durable under the temporary name, then renamed into place
     // and checked by SQLite.
     let mut databases_ok = Vec::new();
     for f in &plan.files {
@@ -234,6 +229,12 @@ pub fn restore(
                 let _ = fs::remove_file(&f.target);
                 err(fin, e.to_string());
             }
+        }
+    }
+
+    for (path, n) in plan.dirs.iter().rev() {
+        if let Err(e) = apply_metadata(path, n, owners) {
+            err(path, e);
         }
     }
 
@@ -431,6 +432,9 @@ fn restore_pack(
 ) -> Result<()> {
     let path = pack_path(pack_id);
     let backend = repo.backend();
+    // Files this pack writes to, opened once each (a database restores
+    // thousands of page blobs from one pack into one file).
+    let mut open: HashMap<usize, fs::File> = HashMap::new();
     // Group consecutive blobs into reads whose gaps are small.
     let mut i = 0;
     while i < blobs.len() {
@@ -468,15 +472,27 @@ fn restore_pack(
                 let target = &files[*fi].target;
                 let runs = data_runs(&plain, *off);
                 if !runs.is_empty() {
-                    let r = OpenOptions::new()
-                        .write(true)
-                        .custom_flags(libc::O_NOFOLLOW)
-                        .open(target)
-                        .and_then(|f| {
-                            runs.iter().try_for_each(|(a, b)| {
-                                f.write_all_at(&plain[*a..*b], *off + *a as u64)
-                            })
-                        });
+                    if !open.contains_key(fi) {
+                        match OpenOptions::new()
+                            .write(true)
+                            .custom_flags(libc::O_NOFOLLOW)
+                            .open(target)
+                        {
+                            Ok(f) => {
+                                open.insert(*fi, f);
+                            }
+                            Err(x) => {
+                                err(target, format!("cannot open for writing: {x}"));
+                                continue;
+                            }
+                        }
+                    }
+                    let r = match open.get(fi) {
+                        Some(f) => runs.iter().try_for_each(|(a, b)| {
+                            f.write_all_at(&plain[*a..*b], *off + *a as u64)
+                        }),
+                        None => Ok(()),
+                    };
                     if let Err(x) = r {
                         err(target, format!("write failed: {x}"));
                     }

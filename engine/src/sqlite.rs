@@ -7,6 +7,7 @@
 //! Pages are streamed from the `sqlite_dbpage` virtual table, so no
 //! temporary copy of the database is made. The stored file is the
 //! database as of the last transaction committed before the capture.
+//! Nothing is written to the database, and closing does not checkpoint it.
 
 use std::io::Read;
 use std::path::Path;
@@ -63,13 +64,29 @@ pub fn capture(
     if !is_sqlite(path)? {
         return Err(err(path, "not a SQLite database (bad header)"));
     }
-    // Read-write without create: a WAL database's shared-memory file may
-    // need initialising; nothing is ever written.
+    // Read-only, so that closing can never checkpoint the application's
+    // database; read-write (never writing) only where SQLite cannot set up
+    // a read-only WAL connection. Closing does not checkpoint either way.
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .and_then(|c| {
+        c.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|_| c)
+    })
+    .or_else(|_| {
+        Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+    })
+    .map_err(|e| sql_err(path, timeout, e))?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
     )
     .map_err(|e| sql_err(path, timeout, e))?;
     conn.busy_timeout(timeout)
@@ -176,10 +193,36 @@ pub fn integrity_check(path: &Path) -> Result<()> {
     }
 }
 
+/// Opens a private copy of a database (taken out of a snapshot) read-only.
+/// A copy of a WAL database is first switched to rollback mode in its
+/// header (bytes 18 and 19), so SQLite creates no -wal or -shm files beside
+/// it; the pages are unchanged.
+fn open_copy(path: &Path) -> Result<Connection> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let mut h = [0u8; 20];
+    f.read_exact(&mut h)
+        .map_err(|_| err(path, "not a SQLite database (too short)"))?;
+    if h[18] == 2 || h[19] == 2 {
+        f.seek(SeekFrom::Start(18))
+            .and_then(|_| f.write_all(&[1, 1]))
+            .map_err(|e| Error::io(path, e))?;
+    }
+    drop(f);
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| err(path, e.to_string()))
+}
+
 /// Tables with their row counts.
 pub fn tables(path: &Path) -> Result<Vec<(String, i64)>> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| err(path, e.to_string()))?;
+    let conn = open_copy(path)?;
     let mut st = conn
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
         .map_err(|e| err(path, e.to_string()))?;
@@ -222,7 +265,15 @@ fn sql_literal(v: rusqlite::types::ValueRef<'_>) -> String {
                 "-9e999".into()
             }
         }
-        ValueRef::Text(t) => format!("'{}'", String::from_utf8_lossy(t).replace('\'', "''")),
+        // Text that is not UTF-8, or holds control characters that some SQL
+        // shells rewrite (CR before LF), is written as bytes cast to text,
+        // so it loads back exactly.
+        ValueRef::Text(t) => match std::str::from_utf8(t) {
+            Ok(s) if !s.chars().any(|c| c.is_control() && c != '\t' && c != '\n') => {
+                format!("'{}'", s.replace('\'', "''"))
+            }
+            _ => format!("CAST(X'{}' AS TEXT)", hex::encode(t)),
+        },
         ValueRef::Blob(b) => format!("X'{}'", hex::encode(b)),
     }
 }
@@ -259,8 +310,7 @@ pub fn export_table(
     format: ExportFormat,
     out: &mut dyn std::io::Write,
 ) -> Result<u64> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| err(path, e.to_string()))?;
+    let conn = open_copy(path)?;
     let io = |e: std::io::Error| Error::io("standard output", e);
     let create: Option<String> = conn
         .query_row(

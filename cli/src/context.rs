@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use cairn_engine::backend::{cache, Backend, CachedBackend, OpendalBackend};
+use cairn_engine::backend::{cache, location, Backend, CachedBackend, OpenOptions};
 use cairn_engine::lock::{self, Cancel, LockGuard, LockTiming};
 use cairn_engine::Repository;
 
 use crate::args::Global;
 
-/// The backend for a repository location.
+/// The backend for a repository location (see
+/// `cairn_engine::backend::location` for the forms it takes).
 pub fn backend(g: &Global, create: bool) -> Result<Arc<dyn Backend>> {
     let Some(repo) = g.repo.as_deref() else {
         bail!("no repository given: use -r/--repo or set CAIRN_REPOSITORY");
@@ -23,8 +24,11 @@ pub fn backend(g: &Global, create: bool) -> Result<Arc<dyn Backend>> {
     if repo.is_empty() {
         bail!("the repository location is empty");
     }
-    let path = repo.strip_prefix("local:").unwrap_or(repo);
-    Ok(Arc::new(OpendalBackend::local(Path::new(path), create)?))
+    let opts = OpenOptions {
+        options: OpenOptions::parse_options(&g.option)?,
+        connections: g.connections.map(usize::from),
+    };
+    Ok(location::open(repo, &opts, create)?)
 }
 
 fn strip_newline(mut s: Vec<u8>) -> Vec<u8> {
@@ -104,6 +108,7 @@ pub fn new_password(file: Option<&Path>, g: &Global) -> Result<Vec<u8>> {
 /// unless `--no-cache`; a local repository only with an explicit
 /// `--cache-dir`, since caching would copy files from the same kind of disk.
 fn with_cache(g: &Global, backend: Arc<dyn Backend>, remote: bool) -> Result<Arc<dyn Backend>> {
+    let remote = remote || g.repo.as_deref().is_some_and(location::is_remote);
     if g.no_cache {
         return Ok(backend);
     }

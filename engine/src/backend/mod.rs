@@ -4,10 +4,13 @@
 //! the rest of the engine.
 
 pub mod cache;
+pub mod faulty;
+pub mod location;
 mod opendal;
 
 pub use self::cache::CachedBackend;
-pub use self::opendal::OpendalBackend;
+pub use self::location::{open, Location, OpenOptions};
+pub use self::opendal::{OpendalBackend, RemoteOptions};
 
 use crate::error::Result;
 

@@ -1,17 +1,25 @@
 //! The backend over Apache OpenDAL. Local directories use its `fs`
 //! service configured with an atomic-write directory, so a write goes to a
-//! temporary file that is synced and renamed into place.
+//! temporary file that is synced and renamed into place. Remote services
+//! (S3, SFTP, any compiled-in OpenDAL service) get retries with exponential
+//! backoff and jitter, timeouts and a limit on concurrent requests; on
+//! services that have renames but no atomic uploads (SFTP), a write goes to
+//! `tmp/` and is renamed into place.
+//!
+//! Layers, from the storage up: the service, fault injection (only with
+//! `CAIRN_FAULTS`, see `faulty`), timeouts, the concurrency limit, retries.
+//! Injected faults and timeouts are therefore retried like real errors.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use opendal::layers::{RetryLayer, TimeoutLayer};
+use opendal::layers::{ConcurrentLimitLayer, RetryLayer, TimeoutLayer};
 use opendal::options::{ListOptions, ReadOptions};
 use opendal::BytesRange;
-use opendal::{ErrorKind as OdKind, Operator};
+use opendal::{Buffer, ErrorKind as OdKind, Operator};
 
+use super::faulty::{FaultConfig, FaultLayer};
 use super::{Backend, FileInfo};
 use crate::error::{Error, Result};
 
@@ -19,14 +27,33 @@ use crate::error::{Error, Result};
 /// final rename stays on one file system.
 const TMP_DIR: &str = "tmp";
 
+/// How a remote operator is wrapped.
+#[derive(Debug, Clone)]
+pub struct RemoteOptions {
+    /// At most this many requests at once.
+    pub connections: usize,
+    /// Write to `tmp/` and rename into place, for services whose uploads
+    /// are not atomic.
+    pub rename_writes: bool,
+    /// Fault injection (tests only).
+    pub faults: Option<FaultConfig>,
+}
+
 /// A backend served by an OpenDAL operator.
 pub struct OpendalBackend {
-    rt: Arc<tokio::runtime::Runtime>,
+    // Declared before `op`, so dropped first: the runtime's shutdown drops
+    // every task at once, among them those that own SFTP sessions, whose
+    // drop tells their `ssh` master process to exit. (Dropping the
+    // operator first would let the sessions start closing themselves while
+    // the runtime runs, and a close cut short by the shutdown leaves its
+    // `ssh` process behind.)
+    rt: Runtime,
     op: Operator,
     location: String,
     /// Set for local directories: the parent directory is synced after a
     /// rename so the new name survives a power loss.
     local_root: Option<PathBuf>,
+    rename_writes: bool,
 }
 
 impl OpendalBackend {
@@ -60,36 +87,62 @@ impl OpendalBackend {
         let builder = opendal::services::Fs::default()
             .root(root_s)
             .atomic_write_dir(tmp_s);
-        let op = Operator::new(builder).map_err(|e| backend_err("open", &location, e))?;
-        let rt = runtime()?;
+        let mut op = Operator::new(builder).map_err(|e| backend_err("open", &location, e))?;
+        // Local storage has no transient errors worth retrying, except
+        // those injected by tests.
+        if let Some(faults) = FaultConfig::from_env()? {
+            op = op.layer(FaultLayer::new(faults)).layer(retry_layer());
+        }
         Ok(OpendalBackend {
-            rt,
+            rt: runtime()?,
             op,
             location,
             local_root: Some(root),
+            rename_writes: false,
         })
     }
 
-    /// Wraps an operator for a remote service with retries and timeouts.
+    /// Wraps an operator for a remote service with retries, timeouts and
+    /// the default limits (5 concurrent requests; fault injection from
+    /// `CAIRN_FAULTS`).
     pub fn remote(op: Operator, location: String) -> Result<OpendalBackend> {
+        let opts = RemoteOptions {
+            connections: 5,
+            rename_writes: false,
+            faults: FaultConfig::from_env()?,
+        };
+        OpendalBackend::remote_with(op, location, &opts)
+    }
+
+    /// Wraps an operator for a remote service.
+    pub fn remote_with(
+        op: Operator,
+        location: String,
+        opts: &RemoteOptions,
+    ) -> Result<OpendalBackend> {
+        let mut op = op;
+        if let Some(f) = &opts.faults {
+            op = op.layer(FaultLayer::new(f.clone()));
+        }
         let op = op
             .layer(
-                RetryLayer::new()
-                    .with_jitter()
-                    .with_max_times(6)
-                    .with_min_delay(Duration::from_millis(200)),
+                TimeoutLayer::new()
+                    .with_timeout(Duration::from_secs(120))
+                    .with_io_timeout(Duration::from_secs(300)),
             )
-            .layer(TimeoutLayer::new().with_io_timeout(Duration::from_secs(120)));
+            .layer(ConcurrentLimitLayer::new(opts.connections.max(1)))
+            .layer(retry_layer());
         Ok(OpendalBackend {
             rt: runtime()?,
             op,
             location,
             local_root: None,
+            rename_writes: opts.rename_writes,
         })
     }
 
     fn block<F: Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
+        self.rt.get().block_on(f)
     }
 
     fn sync_parent(&self, path: &str) -> Result<()> {
@@ -102,15 +155,121 @@ impl OpendalBackend {
         }
         Ok(())
     }
+
+    /// A storage error naming the file; for remote storage the path
+    /// includes the repository URL and the reason is made short.
+    fn err(&self, op: &'static str, path: &str, e: opendal::Error) -> Error {
+        if self.local_root.is_some() {
+            return backend_err(op, path, e);
+        }
+        let full = format!("{}/{}", self.location.trim_end_matches('/'), path);
+        let mut reason = describe(&e);
+        if e.kind() == OdKind::PermissionDenied && self.op.info().scheme() == "s3" {
+            reason.push_str(
+                " (check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket's permissions)",
+            );
+        }
+        Error::Backend {
+            op,
+            path: full,
+            not_found: e.kind() == OdKind::NotFound,
+            reason,
+        }
+    }
+
+    /// Uploads to a temporary name, checks its size, and renames it into
+    /// place, so that an interrupted upload never leaves a partial file at
+    /// `path`.
+    fn write_via_tmp(&self, path: &str, data: Vec<u8>) -> Result<()> {
+        let len = data.len() as u64;
+        let buf = Buffer::from(data);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let tmp = format!(
+                "{TMP_DIR}/{:016x}{:016x}",
+                rand::random::<u64>(),
+                rand::random::<u64>()
+            );
+            self.block(self.op.write(&tmp, buf.clone()))
+                .map_err(|e| self.err("write", path, e))?;
+            let size = self
+                .block(self.op.stat(&tmp))
+                .map(|m| m.content_length())
+                .map_err(|e| self.err("write", path, e));
+            match size {
+                Ok(n) if n == len => {}
+                Ok(n) => {
+                    let _ = self.block(self.op.delete(&tmp));
+                    // An upload replayed after a failure can leave extra
+                    // bytes: upload again from the start.
+                    if attempt < 3 {
+                        continue;
+                    }
+                    return Err(Error::Backend {
+                        op: "write",
+                        path: format!("{}/{path}", self.location.trim_end_matches('/')),
+                        not_found: false,
+                        reason: format!("uploaded {n} bytes, {len} expected"),
+                    });
+                }
+                Err(e) => {
+                    let _ = self.block(self.op.delete(&tmp));
+                    return Err(e);
+                }
+            }
+            return match self.block(self.op.rename(&tmp, path)) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    // A rename whose reply was lost and that was then
+                    // replayed fails although it happened.
+                    let done = matches!(self.block(self.op.stat(path)), Ok(m) if m.content_length() == len)
+                        && matches!(self.block(self.op.stat(&tmp)), Err(e) if e.kind() == OdKind::NotFound);
+                    if done {
+                        Ok(())
+                    } else {
+                        let _ = self.block(self.op.delete(&tmp));
+                        Err(self.err("write", path, e))
+                    }
+                }
+            };
+        }
+    }
 }
 
-fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
+fn retry_layer() -> RetryLayer {
+    RetryLayer::new()
+        .with_jitter()
+        .with_max_times(6)
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+}
+
+/// The backend's own runtime, shut down when the backend is dropped.
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Runtime {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("runtime is present until drop")
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+fn runtime() -> Result<Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("cairn-io")
         .enable_time()
+        .enable_io()
         .build()
-        .map(Arc::new)
+        .map(|rt| Runtime(Some(rt)))
         .map_err(|e| Error::io("tokio runtime", e))
 }
 
@@ -123,6 +282,77 @@ fn backend_err(op: &'static str, path: &str, e: opendal::Error) -> Error {
     }
 }
 
+/// A short, one-line account of an OpenDAL error: its kind, message (the
+/// code and message of an S3 error) and causes, without the request
+/// details OpenDAL adds as context.
+pub(crate) fn describe(e: &opendal::Error) -> String {
+    let kind = match e.kind() {
+        OdKind::PermissionDenied => "permission denied",
+        OdKind::NotFound => "not found",
+        OdKind::ConfigInvalid => "invalid configuration",
+        OdKind::RateLimited => "rate limited",
+        OdKind::Unsupported => "not supported",
+        OdKind::AlreadyExists => "already exists",
+        OdKind::IsADirectory => "is a directory",
+        OdKind::NotADirectory => "not a directory",
+        _ => "",
+    };
+    let mut parts: Vec<String> = Vec::new();
+    if !kind.is_empty() {
+        parts.push(kind.to_string());
+    }
+    let msg = s3_error_text(e.message()).unwrap_or_else(|| e.message().trim().to_string());
+    if !msg.is_empty() {
+        parts.push(msg);
+    }
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        parts.push(s.to_string());
+        src = s.source();
+    }
+    let mut out: Vec<String> = Vec::new();
+    for p in parts {
+        let p = p.replace(['\n', '\r'], " ");
+        if !out.iter().any(|o| o.contains(p.as_str())) {
+            out.push(p);
+        }
+    }
+    if out.is_empty() {
+        return e.kind().to_string();
+    }
+    out.join(": ")
+}
+
+/// `CODE: message` out of OpenDAL's rendering of an S3 error body
+/// (`S3Error { code: "NoSuchBucket", message: "...", ... }`).
+fn s3_error_text(msg: &str) -> Option<String> {
+    /// The Debug-quoted string after `name: "`, unescaped.
+    fn field(s: &str, name: &str) -> Option<String> {
+        let start = s.find(&format!("{name}: \""))? + name.len() + 3;
+        let mut out = String::new();
+        let mut chars = s[start..].chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => return Some(out),
+                '\\' => match chars.next()? {
+                    'n' | 'r' | 't' => out.push(' '),
+                    other => out.push(other),
+                },
+                c => out.push(c),
+            }
+        }
+        None
+    }
+    if !msg.starts_with("S3Error") {
+        return None;
+    }
+    let code = field(msg, "code")?;
+    match field(msg, "message") {
+        Some(m) if !m.trim().is_empty() => Some(format!("{code}: {}", m.trim())),
+        _ => Some(code),
+    }
+}
+
 impl Backend for OpendalBackend {
     fn location(&self) -> &str {
         &self.location
@@ -131,7 +361,7 @@ impl Backend for OpendalBackend {
     fn read(&self, path: &str) -> Result<Vec<u8>> {
         self.block(self.op.read(path))
             .map(|b| Vec::from(b.to_bytes()))
-            .map_err(|e| backend_err("read", path, e))
+            .map_err(|e| self.err("read", path, e))
     }
 
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
@@ -141,7 +371,7 @@ impl Backend for OpendalBackend {
         };
         let buf = self
             .block(self.op.read_options(path, opts))
-            .map_err(|e| backend_err("read", path, e))?;
+            .map_err(|e| self.err("read", path, e))?;
         if buf.len() as u64 != len {
             return Err(Error::corrupt(
                 path,
@@ -155,8 +385,11 @@ impl Backend for OpendalBackend {
     }
 
     fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
+        if self.rename_writes {
+            return self.write_via_tmp(path, data);
+        }
         self.block(self.op.write(path, data))
-            .map_err(|e| backend_err("write", path, e))?;
+            .map_err(|e| self.err("write", path, e))?;
         self.sync_parent(path)
     }
 
@@ -168,7 +401,7 @@ impl Backend for OpendalBackend {
         let entries = match self.block(self.op.list_options(dir, opts)) {
             Ok(e) => e,
             Err(e) if e.kind() == OdKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(backend_err("list", dir, e)),
+            Err(e) => return Err(self.err("list", dir, e)),
         };
         Ok(entries
             .into_iter()
@@ -184,11 +417,13 @@ impl Backend for OpendalBackend {
         match self.block(self.op.stat(path)) {
             Ok(m) => Ok(Some(m.content_length())),
             Err(e) if e.kind() == OdKind::NotFound => Ok(None),
-            Err(e) => Err(backend_err("stat", path, e)),
+            Err(e) => Err(self.err("stat", path, e)),
         }
     }
 
     fn prepare_layout(&self) -> Result<()> {
+        // Object stores have no directories, and remote file systems get
+        // theirs created on demand by each upload.
         let Some(root) = &self.local_root else {
             return Ok(());
         };
@@ -209,6 +444,34 @@ impl Backend for OpendalBackend {
 
     fn delete(&self, path: &str) -> Result<()> {
         self.block(self.op.delete(path))
-            .map_err(|e| backend_err("delete", path, e))
+            .map_err(|e| self.err("delete", path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_error_text_extracts_code_and_message() {
+        let m = r#"S3Error { code: "NoSuchBucket", message: "Bucket not found: nope", resource: "", request_id: "" }"#;
+        assert_eq!(
+            s3_error_text(m).as_deref(),
+            Some("NoSuchBucket: Bucket not found: nope")
+        );
+        assert_eq!(s3_error_text("plain"), None);
+    }
+
+    #[test]
+    fn describe_is_one_line_and_short() {
+        let e = opendal::Error::new(
+            OdKind::PermissionDenied,
+            r#"S3Error { code: "AccessDenied", message: "no\nway \"here\"", resource: "", request_id: "" }"#,
+        )
+        .with_context("uri", "http://x/y")
+        .with_context("response", "Parts { status: 403 }");
+        let d = describe(&e);
+        assert_eq!(d, r#"permission denied: AccessDenied: no way "here""#);
+        assert!(!d.contains('\n'));
     }
 }

@@ -33,6 +33,24 @@ pub fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
 /// more or less, never allocating beyond `declared` (which the caller has
 /// already checked against the format's limits).
 pub fn decompress_exact(data: &[u8], declared: usize, path: &str) -> Result<Vec<u8>> {
+    // The format stores exactly one frame. Checking its extent and the
+    // content size it declares (when it declares one) rejects a frame that
+    // disagrees with `declared` before any output buffer is allocated.
+    match zstd::zstd_safe::find_frame_compressed_size(data) {
+        Ok(n) if n == data.len() => {}
+        Ok(_) => return Err(Error::corrupt(path, "data follows the compressed frame")),
+        Err(_) => return Err(Error::corrupt(path, "not a zstd frame")),
+    }
+    match zstd::zstd_safe::get_frame_content_size(data) {
+        Ok(Some(n)) if n != declared as u64 => {
+            return Err(Error::corrupt(
+                path,
+                format!("compressed frame holds {n} bytes, {declared} declared"),
+            ))
+        }
+        Ok(_) => {}
+        Err(_) => return Err(Error::corrupt(path, "not a zstd frame")),
+    }
     let mut out = Vec::with_capacity(declared);
     let n = DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();

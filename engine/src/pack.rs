@@ -84,6 +84,26 @@ pub fn encode_entries(entries: &[PackEntry]) -> Vec<u8> {
 /// Decodes and validates pack header records. `pack_data_end`, when known,
 /// is where the blob area ends; every entry must lie within it.
 pub fn decode_entries(b: &[u8], pack_data_end: Option<u64>, path: &str) -> Result<Vec<PackEntry>> {
+    let n = check_entries_len(b, path)?;
+    let mut out = Vec::with_capacity(n);
+    for rec in b.chunks_exact(ENTRY_LEN) {
+        out.push(decode_entry(rec, pack_data_end, path)?);
+    }
+    Ok(out)
+}
+
+/// Applies the checks of [`decode_entries`] without keeping the entries.
+pub fn check_entries(b: &[u8], pack_data_end: Option<u64>, path: &str) -> Result<()> {
+    check_entries_len(b, path)?;
+    for rec in b.chunks_exact(ENTRY_LEN) {
+        decode_entry(rec, pack_data_end, path)?;
+    }
+    Ok(())
+}
+
+/// The number of entries in `b`, after checking it is a whole number of
+/// them and within the format's limit.
+fn check_entries_len(b: &[u8], path: &str) -> Result<usize> {
     if !b.len().is_multiple_of(ENTRY_LEN) {
         return Err(Error::corrupt(
             path,
@@ -94,53 +114,63 @@ pub fn decode_entries(b: &[u8], pack_data_end: Option<u64>, path: &str) -> Resul
     if n as u64 > limits::MAX_PACK_ENTRIES {
         return Err(Error::corrupt(path, "too many pack entries"));
     }
-    let mut out = Vec::with_capacity(n);
-    for rec in b.chunks_exact(ENTRY_LEN) {
-        let u32_at = |i: usize| u32::from_le_bytes([rec[i], rec[i + 1], rec[i + 2], rec[i + 3]]);
-        let blob_type = BlobType::from_code(rec[0])
-            .ok_or_else(|| Error::corrupt(path, format!("unknown blob type {}", rec[0])))?;
-        let compressed = match rec[1] {
-            0 => false,
-            1 => true,
-            c => return Err(Error::corrupt(path, format!("unknown compression {c}"))),
-        };
-        if rec[2] != 0 || rec[3] != 0 {
-            return Err(Error::corrupt(
-                path,
-                "reserved bytes in a pack entry are set",
-            ));
-        }
-        let e = PackEntry {
-            blob_type,
-            compressed,
-            offset: u32_at(4),
-            length: u32_at(8),
-            raw_length: u32_at(12),
-            id: Id::from_slice(&rec[16..48]).unwrap_or_default(),
-        };
-        // Compression is used only when it shrinks a blob, so a sealed blob
-        // is never longer than its plaintext plus the AEAD overhead.
-        if (e.length as usize) < OVERHEAD
-            || u64::from(e.length) > u64::from(e.raw_length) + OVERHEAD as u64
-            || u64::from(e.raw_length) > limits::MAX_BLOB
-            || (e.offset as usize) < HEADER_LEN
-        {
-            return Err(Error::corrupt(
-                path,
-                format!("blob {} has impossible sizes", e.id),
-            ));
-        }
-        if let Some(end) = pack_data_end {
-            if u64::from(e.offset) + u64::from(e.length) > end {
-                return Err(Error::corrupt(
-                    path,
-                    format!("blob {} lies outside the pack", e.id),
-                ));
-            }
-        }
-        out.push(e);
+    Ok(n)
+}
+
+/// Decodes and checks one 48-byte record.
+fn decode_entry(rec: &[u8], pack_data_end: Option<u64>, path: &str) -> Result<PackEntry> {
+    let rec: &[u8; ENTRY_LEN] = rec
+        .try_into()
+        .map_err(|_| Error::corrupt(path, "truncated pack entry"))?;
+    let u32_at = |i: usize| u32::from_le_bytes([rec[i], rec[i + 1], rec[i + 2], rec[i + 3]]);
+    let blob_type = BlobType::from_code(rec[0])
+        .ok_or_else(|| Error::corrupt(path, format!("unknown blob type {}", rec[0])))?;
+    let compressed = match rec[1] {
+        0 => false,
+        1 => true,
+        c => return Err(Error::corrupt(path, format!("unknown compression {c}"))),
+    };
+    if rec[2] != 0 || rec[3] != 0 {
+        return Err(Error::corrupt(
+            path,
+            "reserved bytes in a pack entry are set",
+        ));
     }
-    Ok(out)
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&rec[16..48]);
+    let e = PackEntry {
+        blob_type,
+        compressed,
+        offset: u32_at(4),
+        length: u32_at(8),
+        raw_length: u32_at(12),
+        id: Id(id),
+    };
+    // Compression is used only when it shrinks a blob, so a sealed blob is
+    // never longer than its plaintext plus the AEAD overhead, and an
+    // uncompressed one is exactly that long. Together with the limit on
+    // `raw_length` this bounds every blob read to `MAX_BLOB` + 40 bytes.
+    let sealed_plain_len = u64::from(e.raw_length) + OVERHEAD as u64;
+    if (e.length as usize) < OVERHEAD
+        || u64::from(e.length) > sealed_plain_len
+        || (!e.compressed && u64::from(e.length) != sealed_plain_len)
+        || u64::from(e.raw_length) > limits::MAX_BLOB
+        || (e.offset as usize) < HEADER_LEN
+    {
+        return Err(Error::corrupt(
+            path,
+            format!("blob {} has impossible sizes", e.id),
+        ));
+    }
+    if let Some(end) = pack_data_end {
+        if u64::from(e.offset) + u64::from(e.length) > end {
+            return Err(Error::corrupt(
+                path,
+                format!("blob {} lies outside the pack", e.id),
+            ));
+        }
+    }
+    Ok(e)
 }
 
 /// Accumulates sealed blobs of one type into a pack in memory.
@@ -185,7 +215,22 @@ impl PackWriter {
     }
 
     /// Appends an already sealed blob.
+    ///
+    /// Callers close a pack at its target size (at most half of
+    /// `MAX_PACK`) and before its header would exceed `MAX_PACK_HEADER`,
+    /// and every sealed blob is at most `MAX_BLOB` + 40 bytes, so offsets
+    /// and lengths always fit the entries' 32-bit fields; a pack that would
+    /// outgrow the format is a caller bug, caught here in debug builds.
     pub fn add(&mut self, id: Id, sealed: &[u8], raw_length: u32, compressed: bool) {
+        debug_assert!(
+            (self.buf.len() + sealed.len()) as u64 <= limits::MAX_PACK,
+            "pack would exceed MAX_PACK"
+        );
+        debug_assert!(
+            ((self.entries.len() + 1) * ENTRY_LEN + OVERHEAD) as u64 <= limits::MAX_PACK_HEADER,
+            "pack header would exceed MAX_PACK_HEADER"
+        );
+        debug_assert!(u64::from(raw_length) <= limits::MAX_BLOB);
         self.entries.push(PackEntry {
             blob_type: self.blob_type,
             compressed,

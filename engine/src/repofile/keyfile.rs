@@ -128,7 +128,13 @@ impl KeyFile {
     /// password does not open this key.
     pub fn unwrap_secret(&self, password: &[u8], path: &str) -> Result<Option<([u8; 32], Id)>> {
         let wk = self.kdf.derive(password, path)?;
-        let Some(inner) = open_with_key(&wk, &wrap_aad(), &self.wrapped) else {
+        self.unwrap_with_key(&wk, path)
+    }
+
+    /// Like [`KeyFile::unwrap_secret`] with the wrapping key already
+    /// derived (`KdfParams::derive`); `None` when it does not open this key.
+    pub fn unwrap_with_key(&self, wk: &[u8; 32], path: &str) -> Result<Option<([u8; 32], Id)>> {
+        let Some(inner) = open_with_key(wk, &wrap_aad(), &self.wrapped) else {
             return Ok(None);
         };
         let w: WrappedSecret = from_cbor(&inner, path)?;

@@ -26,9 +26,32 @@ pub fn to_cbor<T: Serialize>(v: &T) -> Vec<u8> {
     out
 }
 
-/// Decodes CBOR, reporting a failure against `path`.
+/// Decodes exactly one CBOR item that must fill `b`, reporting a failure
+/// against `path`.
+///
+/// Hostile input is safe here: byte and text strings are read in bounded
+/// pieces (a header declaring a 2^60-byte string fails at the end of the
+/// input instead of allocating), sequences preallocate at most serde's
+/// cautious size hint, and nesting deeper than ciborium's recursion limit
+/// (256) is an error, not a stack overflow.
 pub fn from_cbor<T: DeserializeOwned>(b: &[u8], path: &str) -> Result<T> {
-    ciborium::from_reader(b).map_err(|e| Error::corrupt(path, format!("invalid CBOR: {e}")))
+    let mut rest = b;
+    let v = ciborium::from_reader(&mut rest).map_err(|e| {
+        let why = match e {
+            ciborium::de::Error::Io(_) => "truncated".to_string(),
+            ciborium::de::Error::Syntax(at) => format!("syntax error at byte {at}"),
+            ciborium::de::Error::Semantic(_, m) => m,
+            ciborium::de::Error::RecursionLimitExceeded => "nested too deeply".to_string(),
+        };
+        Error::corrupt(path, format!("invalid CBOR: {why}"))
+    })?;
+    if !rest.is_empty() {
+        return Err(Error::corrupt(
+            path,
+            format!("{} bytes follow the CBOR value", rest.len()),
+        ));
+    }
+    Ok(v)
 }
 
 /// The sealed body of a metadata file: raw length (u64 LE) || zstd(CBOR),

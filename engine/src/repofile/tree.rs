@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{from_cbor, to_cbor};
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::limits;
 
 /// The kind of file system object a node records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +123,47 @@ impl Node {
     pub fn name_lossy(&self) -> String {
         String::from_utf8_lossy(&self.name).into_owned()
     }
+
+    /// Checks what a reader relies on for one node: a valid name, mode bits
+    /// within `0o7777`, and the kind-specific fields present exactly where
+    /// they belong (`subtree` iff a directory, `link_target` iff a symlink;
+    /// `content`, `lists` and `sqlite` only on files, never both `content`
+    /// and `lists`; `rdev` only on devices).
+    pub fn check(&self, what: &str) -> Result<()> {
+        if self.name.is_empty()
+            || self.name == b"."
+            || self.name == b".."
+            || self.name.iter().any(|&c| c == b'/' || c == 0)
+        {
+            return Err(Error::corrupt(
+                what,
+                format!("invalid entry name {:?}", self.name_lossy()),
+            ));
+        }
+        let bad = |m: &str| Err(Error::corrupt(what, format!("{}: {m}", self.name_lossy())));
+        if self.mode > 0o7777 {
+            return bad("mode has bits beyond 0o7777");
+        }
+        if (self.kind == NodeKind::Dir) != self.subtree.is_some() {
+            return bad("directory without subtree or subtree on a non-directory");
+        }
+        if (self.kind == NodeKind::Symlink) != self.link_target.is_some() {
+            return bad("symlink without target or target on a non-symlink");
+        }
+        if self.kind != NodeKind::File && !(self.content.is_empty() && self.lists.is_empty()) {
+            return bad("content on a non-file");
+        }
+        if !self.content.is_empty() && !self.lists.is_empty() {
+            return bad("both a content list and content lists");
+        }
+        if self.kind != NodeKind::File && self.sqlite.is_some() {
+            return bad("SQLite facts on a non-file");
+        }
+        if !matches!(self.kind, NodeKind::Chardev | NodeKind::Blockdev) && self.rdev != 0 {
+            return bad("device number on a non-device");
+        }
+        Ok(())
+    }
 }
 
 /// A directory's entries, sorted by name bytes, without duplicates.
@@ -137,33 +179,24 @@ impl Tree {
 
     /// Decodes and checks the invariants every reader relies on: names are
     /// non-empty, contain no `/` or NUL, are not `.` or `..`, and are
-    /// strictly sorted (so no duplicates).
+    /// strictly sorted (so no duplicates); each node carries only the
+    /// fields its kind can have (see [`Node::check`]).
     pub fn decode(b: &[u8], what: &str) -> Result<Tree> {
+        if b.len() as u64 > limits::MAX_TREE {
+            return Err(Error::Limit {
+                path: what.to_string(),
+                what: "tree",
+                size: b.len() as u64,
+                limit: limits::MAX_TREE,
+            });
+        }
         let t: Tree = from_cbor(b, what)?;
         for (i, n) in t.nodes.iter().enumerate() {
-            if n.name.is_empty()
-                || n.name == b"."
-                || n.name == b".."
-                || n.name.iter().any(|&c| c == b'/' || c == 0)
-            {
-                return Err(Error::corrupt(
-                    what,
-                    format!("invalid entry name {:?}", n.name_lossy()),
-                ));
-            }
+            n.check(what)?;
             if i > 0 && t.nodes[i - 1].name >= n.name {
                 return Err(Error::corrupt(
                     what,
                     "tree entries are not sorted or repeat a name",
-                ));
-            }
-            if (n.kind == NodeKind::Dir) != n.subtree.is_some() {
-                return Err(Error::corrupt(
-                    what,
-                    format!(
-                        "{}: directory without subtree or subtree on a non-directory",
-                        n.name_lossy()
-                    ),
                 ));
             }
         }

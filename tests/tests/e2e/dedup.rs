@@ -52,7 +52,9 @@ fn unchanged_forced_and_shifted_backups_deduplicate() {
     let forced = f.backup([src.as_os_str(), "--force".as_ref()]);
     assert_eq!(stat(&forced, "bytes_read"), total_bytes, "{forced}");
     assert_eq!(stat(&forced, "data_blobs_added"), 0, "{forced}");
-    assert_eq!(stat(&forced, "bytes_added"), 0, "{forced}");
+    // Only tree metadata may be new: the directories above the source
+    // (/tmp) change whenever other programs create files there.
+    assert!(stat(&forced, "bytes_added") < 64 * 1024, "{forced}");
     assert_eq!(stat(&forced, "files_unmodified"), 0, "{forced}");
     let size3 = dir_bytes(&data);
     assert!(

@@ -562,18 +562,10 @@ pub fn parse_subset(s: &str) -> Result<ReadData> {
         }
         return Ok(ReadData::Percent(p));
     }
-    let (num, mult) = match s.chars().last() {
-        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
-        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
-        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
-        Some('T' | 't') => (&s[..s.len() - 1], 1 << 40),
-        _ => (s, 1),
-    };
-    let n: f64 = num.trim().parse().map_err(|_| bad())?;
-    if n <= 0.0 {
-        return Err(bad());
+    match crate::units::parse_size(s) {
+        Ok(n) if n > 0 => Ok(ReadData::Bytes(n)),
+        _ => Err(bad()),
     }
-    Ok(ReadData::Bytes((n * mult as f64) as u64))
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ pub mod repository;
 pub mod restorer;
 pub mod selector;
 pub mod sqlite;
+pub mod units;
 
 pub use error::{Error, ErrorKind, Result};
 pub use id::Id;

@@ -16,25 +16,6 @@ impl PruneProgress for Progress {
     }
 }
 
-/// Parses a size such as `500M` or `2G`.
-pub fn parse_size(s: &str) -> Result<u64> {
-    let s = s.trim();
-    let (num, mult) = match s.chars().last() {
-        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
-        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
-        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
-        Some('T' | 't') => (&s[..s.len() - 1], 1 << 40),
-        _ => (s, 1),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("invalid size {s:?}: use e.g. 500M or 2G"))?;
-    if n < 0.0 {
-        bail!("invalid size {s:?}");
-    }
-    Ok((n * mult as f64) as u64)
-}
-
 pub fn options(a: &PruneArgs) -> Result<PruneOptions> {
     let pct = a.max_unused.trim().trim_end_matches('%');
     let max_unused: f64 = pct.parse().map_err(|_| {
@@ -49,7 +30,11 @@ pub fn options(a: &PruneArgs) -> Result<PruneOptions> {
     let keep = context::parse_duration(&a.keep_delete)?;
     Ok(PruneOptions {
         max_unused: max_unused / 100.0,
-        max_repack_size: a.max_repack_size.as_deref().map(parse_size).transpose()?,
+        max_repack_size: a
+            .max_repack_size
+            .as_deref()
+            .map(cairn_engine::units::parse_size)
+            .transpose()?,
         keep_delete: chrono::Duration::from_std(keep)?,
         instant_delete: a.instant_delete,
         dry_run: a.dry_run,

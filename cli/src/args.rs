@@ -58,6 +58,10 @@ pub struct Global {
     /// Do not lock the repository (read-only commands on read-only storage)
     #[arg(long, global = true)]
     pub no_lock: bool,
+    /// The environment variable holding the password (CAIRN_PASSWORD unless
+    /// this describes copy's source repository)
+    #[arg(skip)]
+    pub password_var: Option<&'static str>,
 }
 
 #[derive(Subcommand)]
@@ -96,6 +100,8 @@ pub enum Command {
     Stats(StatsArgs),
     /// Add, remove or set snapshot tags
     Tag(TagArgs),
+    /// Copy snapshots from another repository into this one
+    Copy(CopyArgs),
     /// Look into a SQLite database in a snapshot without restoring it
     #[command(subcommand)]
     Sqlite(SqliteCommand),
@@ -452,4 +458,30 @@ pub enum SqliteCommand {
         #[arg(long)]
         as_of: Option<String>,
     },
+}
+
+#[derive(Args)]
+pub struct CopyArgs {
+    /// Snapshots to copy (default: all that match the filter)
+    pub snapshots: Vec<String>,
+    /// The repository to copy from (same forms as -r)
+    #[arg(long, env = "CAIRN_FROM_REPOSITORY", value_name = "REPO")]
+    pub from_repo: String,
+    /// Read the source repository's password from a file
+    #[arg(long, env = "CAIRN_FROM_PASSWORD_FILE")]
+    pub from_password_file: Option<PathBuf>,
+    /// Run a shell command and use its output as the source's password
+    #[arg(long, env = "CAIRN_FROM_PASSWORD_COMMAND")]
+    pub from_password_command: Option<String>,
+    /// Storage option KEY=VALUE for the source repository (repeatable)
+    #[arg(long = "from-option", value_name = "KEY=VALUE")]
+    pub from_option: Vec<String>,
+    /// At most N concurrent requests to the source's storage
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub from_connections: Option<u16>,
+    /// Show what would be copied without storing anything
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }

@@ -61,7 +61,8 @@ pub fn password(g: &Global, prompt: &str) -> Result<Vec<u8>> {
         }
         return Ok(strip_newline(out.stdout));
     }
-    if let Some(p) = std::env::var_os("CAIRN_PASSWORD") {
+    let var = g.password_var.unwrap_or("CAIRN_PASSWORD");
+    if let Some(p) = std::env::var_os(var) {
         use std::os::unix::ffi::OsStringExt;
         return Ok(p.into_vec());
     }
@@ -69,9 +70,12 @@ pub fn password(g: &Global, prompt: &str) -> Result<Vec<u8>> {
         let p = rpassword::prompt_password(prompt).context("cannot read the password")?;
         return Ok(p.into_bytes());
     }
-    bail!(
-        "no password given: use --password-file, --password-command, CAIRN_PASSWORD or a terminal"
-    )
+    let flag = if var == "CAIRN_PASSWORD" {
+        "--"
+    } else {
+        "--from-"
+    };
+    bail!("no password given: use {flag}password-file, {flag}password-command, {var} or a terminal")
 }
 
 /// A new password for `init` and `key add/passwd`: asked twice on a
@@ -160,8 +164,13 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 
 /// Opens the repository, takes its lock and loads its index.
 pub fn session(g: &Global, locking: Locking) -> Result<Session> {
+    session_with(g, locking, Cancel::new(crate::interrupt::flag()))
+}
+
+/// Like [`session`], with a cancellation flag shared with another session,
+/// so that losing either lock stops the command.
+pub fn session_with(g: &Global, locking: Locking, cancel: Cancel) -> Result<Session> {
     let repo = open_unlocked(g)?;
-    let cancel = Cancel::new(crate::interrupt::flag());
     let lock = if g.no_lock && locking == Locking::Shared {
         None
     } else {

@@ -399,6 +399,7 @@ pub fn backup(
         program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         summary: Some(summary),
         original: None,
+        copy_of: None,
         id: Id::default(),
     };
     let warnings = archiver

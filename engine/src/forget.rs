@@ -658,6 +658,7 @@ mod tests {
             program_version: "test".into(),
             summary: None,
             original: None,
+            copy_of: None,
             id,
         }
     }

@@ -15,7 +15,7 @@ pub struct BlobLocation {
 
 /// Maps blob IDs to pack entries. About 80 bytes of entry plus hash-table
 /// overhead per blob; packs are stored once.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Index {
     packs: Vec<(Id, u64)>,
     blobs: HashMap<Id, (u32, PackEntry)>,

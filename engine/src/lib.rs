@@ -5,7 +5,7 @@
 //! The modules follow the repository's domains: `format`, `crypto`,
 //! `compress` and `limits` define bytes; `pack`, `repofile` and `index` the
 //! stored objects; `backend` the storage; `repository` ties them together;
-//! `archiver`, `restorer` and `selector` are the commands' logic.
+//! `archiver`, `restorer`, `copier` and `selector` are the commands' logic.
 
 pub mod archiver;
 pub mod backend;
@@ -13,6 +13,7 @@ pub mod browse;
 pub mod checker;
 pub mod chunker;
 pub mod compress;
+pub mod copier;
 pub mod crypto;
 pub mod error;
 pub mod excludes;

@@ -19,7 +19,7 @@ use cairn_engine::pack::{self, BlobType, PackEntry, PackWriter};
 use cairn_engine::repofile::config::{ChunkerParams, Config};
 use cairn_engine::repofile::indexfile::{IndexFile, IndexPack};
 use cairn_engine::repofile::keyfile::{KdfParams, KeyFile};
-use cairn_engine::repofile::snapshot::{Snapshot, Summary};
+use cairn_engine::repofile::snapshot::{CopyOrigin, Snapshot, Summary};
 use cairn_engine::repofile::tree::{self, Node, NodeKind, SqliteMeta, Tree, Xattr};
 use cairn_engine::repofile::{
     decompress_declared, from_cbor, open_metadata, seal_metadata, to_cbor,
@@ -203,6 +203,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
             option::of(arb_id()),
         ),
         option::of(any::<[u64; 15]>()),
+        option::of((arb_id(), arb_id())),
     )
         .prop_map(
             |(
@@ -211,6 +212,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
                 (paths, tags),
                 (tree, parent, program_version, original),
                 summary,
+                copy_of,
             )| {
                 Snapshot {
                     time,
@@ -241,6 +243,10 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
                         duration_ns: v[14],
                     }),
                     original,
+                    copy_of: copy_of.map(|(repository, snapshot)| CopyOrigin {
+                        repository,
+                        snapshot,
+                    }),
                     id: Id::default(),
                 }
             },

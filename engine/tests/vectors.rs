@@ -72,6 +72,7 @@ fn snapshot(tree_id: Id) -> Snapshot {
         program_version: "cairn 0.1.0".into(),
         summary: None,
         original: None,
+        copy_of: None,
         id: Id::default(),
     }
 }

@@ -166,6 +166,7 @@ pub fn sample_snapshot(summary: bool) -> Snapshot {
             ..Summary::default()
         }),
         original: None,
+        copy_of: None,
         id: Id::default(),
     }
 }

@@ -12,6 +12,8 @@ mod common;
 
 #[path = "e2e/cli.rs"]
 mod cli;
+#[path = "e2e/copy.rs"]
+mod copy;
 #[path = "e2e/crash.rs"]
 mod crash;
 #[path = "e2e/dedup.rs"]

@@ -18,7 +18,11 @@ fn split_tags(v: &[String]) -> Vec<String> {
 }
 
 /// The snapshots named, or all that match the filter.
-fn pick(all: &[Snapshot], names: &[String], filter: &SnapshotFilter) -> Result<Vec<Snapshot>> {
+pub(super) fn pick(
+    all: &[Snapshot],
+    names: &[String],
+    filter: &SnapshotFilter,
+) -> Result<Vec<Snapshot>> {
     if names.is_empty() {
         return Ok(all.iter().filter(|s| filter.matches(s)).cloned().collect());
     }

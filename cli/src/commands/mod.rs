@@ -4,6 +4,7 @@ mod backup;
 mod browse;
 mod cat;
 mod check;
+mod copy;
 mod forget;
 mod init;
 mod key;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Diff(a) => browse::diff(g, a),
         Command::Stats(a) => browse::stats(g, a),
         Command::Tag(a) => browse::tag(g, a),
+        Command::Copy(a) => copy::run(g, a),
         Command::Sqlite(c) => sqlite::run(g, c),
         Command::Unlock { remove_all } => {
             let repo = crate::context::open_unlocked(g)?;

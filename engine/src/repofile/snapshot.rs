@@ -30,6 +30,15 @@ pub struct Summary {
     pub duration_ns: u64,
 }
 
+/// Where a copied snapshot came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyOrigin {
+    /// The source repository's ID (from its config).
+    pub repository: Id,
+    /// The snapshot's storage ID in the source repository.
+    pub snapshot: Id,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub time: DateTime<FixedOffset>,
@@ -49,6 +58,10 @@ pub struct Snapshot {
     /// The snapshot this one rewrote (tag changes, repairs), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original: Option<Id>,
+    /// For a snapshot made by `copy`: the repository and snapshot it was
+    /// copied from, so that a later copy skips it and can reuse its data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_of: Option<CopyOrigin>,
     /// The snapshot's own ID (its file name); not stored.
     #[serde(skip)]
     pub id: Id,

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use filetime::FileTime;
 use serde_json::Value;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -25,6 +26,10 @@ const CAIRN_VARS: &[&str] = &[
     "CAIRN_PASSWORD_COMMAND",
     "CAIRN_NEW_PASSWORD_FILE",
     "CAIRN_CACHE_DIR",
+    "CAIRN_FROM_REPOSITORY",
+    "CAIRN_FROM_PASSWORD",
+    "CAIRN_FROM_PASSWORD_FILE",
+    "CAIRN_FROM_PASSWORD_COMMAND",
 ];
 
 /// The `cairn` binary of this workspace, built on first use.
@@ -471,4 +476,84 @@ pub fn have(program: &str) -> bool {
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// Files of every common kind and size, owners, modes, xattrs and times.
+pub fn build_tree(src: &Path, big: usize) {
+    fs::create_dir_all(src).unwrap();
+    write(&src.join("empty"), b"");
+    write(&src.join("big.bin"), &pseudo_random(7, big));
+    write(&src.join("medium.bin"), &pseudo_random(8, 3 * MIB + 17));
+    for i in 0..150u64 {
+        let len = (i as usize * 997) % 20_000;
+        write(
+            &src.join(format!("many/d{}/f{i:03}.txt", i % 7)),
+            &pseudo_random(100 + i, len),
+        );
+    }
+    write(&src.join("dup-a"), &pseudo_random(9, 200_000));
+    write(&src.join("dup-b"), &pseudo_random(9, 200_000));
+    write(&src.join(OsStr::from_bytes(b"non-utf8-\xff")), b"bytes");
+    write(&src.join("ünïcødé ✓"), b"unicode");
+    write(&src.join("links/a"), b"hardlinked");
+    fs::hard_link(src.join("links/a"), src.join("links/b")).unwrap();
+    std::os::unix::fs::symlink("links/a", src.join("symlink")).unwrap();
+    std::os::unix::fs::symlink("does/not/exist", src.join("dangling")).unwrap();
+    mkfifo(&src.join("fifo"));
+    write(&src.join("xattrs"), b"has xattrs");
+    xattr::set(src.join("xattrs"), "user.comment", b"hello").unwrap();
+    write(&src.join("owned"), b"owned");
+    std::os::unix::fs::chown(src.join("owned"), Some(1234), Some(5678)).unwrap();
+    write(&src.join("private"), b"0600");
+    chmod(&src.join("private"), 0o600);
+    fs::create_dir_all(src.join("empty-dir")).unwrap();
+    let t = FileTime::from_unix_time(1_600_000_000, 123_456_789);
+    filetime::set_file_times(src.join("medium.bin"), t, t).unwrap();
+    filetime::set_symlink_file_times(src.join("symlink"), t, t).unwrap();
+    filetime::set_file_times(src.join("empty-dir"), t, t).unwrap();
+}
+
+/// `rsync -aHAXn --checksum` finds no difference between the trees.
+pub fn assert_same_tree(src: &Path, restored: &Path) {
+    let mut s = src.as_os_str().to_owned();
+    s.push("/");
+    let mut d = restored.as_os_str().to_owned();
+    d.push("/");
+    let out = Command::new("rsync")
+        .args(["-aHAXn", "--checksum", "--itemize-changes", "--delete"])
+        .arg(&s)
+        .arg(&d)
+        .output()
+        .expect("rsync is required by the end-to-end tests");
+    assert!(
+        out.status.success(),
+        "rsync failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "",
+        "restored tree {} differs from {}",
+        restored.display(),
+        src.display()
+    );
+}
+
+/// Runs `c` with its output discarded, killing it with SIGKILL after
+/// `delay` unless it ended first. True when it was killed.
+pub fn kill_after(mut c: Command, delay: std::time::Duration) -> bool {
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().expect("spawn cairn");
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return false;
+        }
+        if start.elapsed() >= delay {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reap");
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
 }

@@ -5,7 +5,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -28,20 +27,7 @@ fn run_and_kill(f: &Fixture, repo: &Path, args: &[&str], delay: Duration) -> boo
         .arg(repo)
         .env("CAIRN_PASSWORD", &f.password)
         .args(args);
-    c.stdout(Stdio::null()).stderr(Stdio::null());
-    let mut child = c.spawn().expect("spawn cairn");
-    let start = Instant::now();
-    loop {
-        if let Some(_status) = child.try_wait().expect("wait") {
-            return false;
-        }
-        if start.elapsed() >= delay {
-            child.kill().expect("SIGKILL");
-            child.wait().expect("reap");
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    kill_after(c, delay)
 }
 
 fn timed(f: &Fixture, repo: &Path, args: &[&str]) -> Duration {

@@ -13,12 +13,9 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use filetime::FileTime;
 
 use crate::common::*;
 
@@ -177,67 +174,6 @@ impl Remote {
     }
 }
 
-/// Files of every common kind and size, owners, modes, xattrs and times.
-fn build_tree(src: &Path, big: usize) {
-    fs::create_dir_all(src).unwrap();
-    write(&src.join("empty"), b"");
-    write(&src.join("big.bin"), &pseudo_random(7, big));
-    write(&src.join("medium.bin"), &pseudo_random(8, 3 * MIB + 17));
-    for i in 0..150u64 {
-        let len = (i as usize * 997) % 20_000;
-        write(
-            &src.join(format!("many/d{}/f{i:03}.txt", i % 7)),
-            &pseudo_random(100 + i, len),
-        );
-    }
-    write(&src.join("dup-a"), &pseudo_random(9, 200_000));
-    write(&src.join("dup-b"), &pseudo_random(9, 200_000));
-    write(&src.join(OsStr::from_bytes(b"non-utf8-\xff")), b"bytes");
-    write(&src.join("ünïcødé ✓"), b"unicode");
-    write(&src.join("links/a"), b"hardlinked");
-    fs::hard_link(src.join("links/a"), src.join("links/b")).unwrap();
-    std::os::unix::fs::symlink("links/a", src.join("symlink")).unwrap();
-    std::os::unix::fs::symlink("does/not/exist", src.join("dangling")).unwrap();
-    mkfifo(&src.join("fifo"));
-    write(&src.join("xattrs"), b"has xattrs");
-    xattr::set(src.join("xattrs"), "user.comment", b"hello").unwrap();
-    write(&src.join("owned"), b"owned");
-    std::os::unix::fs::chown(src.join("owned"), Some(1234), Some(5678)).unwrap();
-    write(&src.join("private"), b"0600");
-    chmod(&src.join("private"), 0o600);
-    fs::create_dir_all(src.join("empty-dir")).unwrap();
-    let t = FileTime::from_unix_time(1_600_000_000, 123_456_789);
-    filetime::set_file_times(src.join("medium.bin"), t, t).unwrap();
-    filetime::set_symlink_file_times(src.join("symlink"), t, t).unwrap();
-    filetime::set_file_times(src.join("empty-dir"), t, t).unwrap();
-}
-
-/// `rsync -aHAXn --checksum` finds no difference between the trees.
-fn assert_same_tree(src: &Path, restored: &Path) {
-    let mut s = src.as_os_str().to_owned();
-    s.push("/");
-    let mut d = restored.as_os_str().to_owned();
-    d.push("/");
-    let out = Command::new("rsync")
-        .args(["-aHAXn", "--checksum", "--itemize-changes", "--delete"])
-        .arg(&s)
-        .arg(&d)
-        .output()
-        .expect("rsync is required by the end-to-end tests");
-    assert!(
-        out.status.success(),
-        "rsync failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "",
-        "restored tree {} differs from {}",
-        restored.display(),
-        src.display()
-    );
-}
-
 /// Whether this build has `cairn forget`.
 fn has_forget() -> bool {
     let mut c = bare_command();
@@ -306,6 +242,76 @@ fn s3_init_backup_restore_check_forget_prune() {
 fn sftp_init_backup_restore_check_forget_prune() {
     let Some(base) = sftp() else { return };
     full_flow(unique(&base, "flow"));
+}
+
+/// `copy --json --from-repo FROM` into `to`; the report.
+fn copy_into(to: &Remote, from: &Remote) -> serde_json::Value {
+    let mut c = to.command();
+    c.args(["copy", "--json", "--from-repo", &from.url])
+        .env("CAIRN_FROM_PASSWORD", &from.f.password);
+    let r = run_command(c);
+    r.code(0);
+    r.json()
+}
+
+fn copied(rep: &serde_json::Value) -> (usize, usize, u64) {
+    let n = |k: &str| rep[k].as_array().map_or(usize::MAX, Vec::len);
+    (
+        n("copied"),
+        n("skipped"),
+        rep["blobs_read"].as_u64().unwrap_or(u64::MAX),
+    )
+}
+
+/// Snapshots travel local -> S3 -> SFTP -> local, each copy under its
+/// own password, restoring identically and checking with --read-data at
+/// every stop; a repeated copy reads nothing.
+#[test]
+fn copy_from_local_to_s3_to_sftp_and_back_to_local() {
+    let (Some(s3_base), Some(sftp_base)) = (s3(), sftp()) else {
+        return;
+    };
+    let t0 = Instant::now();
+    let dir = tempfile::Builder::new()
+        .prefix("cairn-e2e-copy-")
+        .tempdir()
+        .expect("temporary directory");
+    let local = Remote::new(dir.path().join("first").display().to_string());
+    let src = local.path("src");
+    build_tree(&src, 8 * MIB);
+    local.init(&[]);
+    local.backup(&src);
+    write(&src.join("added"), &pseudo_random(31, 400_000));
+    fs::remove_file(src.join("dup-a")).unwrap();
+    local.backup(&src);
+
+    let mut s3r = Remote::new(unique(&s3_base, "copy"));
+    s3r.f.password = "s3 password".into();
+    s3r.init(&[]);
+    let rep = copy_into(&s3r, &local);
+    assert_eq!(copied(&rep).0, 2, "{rep}");
+    assert_eq!(copied(&rep).1, 0, "{rep}");
+    s3r.restore_and_compare("latest", &src, "s3-restore");
+    s3r.check_read_data();
+
+    let mut sftpr = Remote::new(unique(&sftp_base, "copy"));
+    sftpr.f.password = "sftp password".into();
+    sftpr.init(&[]);
+    let rep = copy_into(&sftpr, &s3r);
+    assert_eq!(copied(&rep).0, 2, "{rep}");
+    sftpr.restore_and_compare("latest", &src, "sftp-restore");
+    sftpr.check_read_data();
+    assert_eq!(copied(&copy_into(&sftpr, &s3r)), (0, 2, 0));
+
+    let back = Remote::new(dir.path().join("back").display().to_string());
+    back.init(&[]);
+    let rep = copy_into(&back, &sftpr);
+    assert_eq!(copied(&rep).0, 2, "{rep}");
+    back.restore_and_compare("latest", &src, "back-restore");
+    back.check_read_data();
+    // The chain's origin recognises every snapshot as its own.
+    assert_eq!(copied(&copy_into(&local, &back)), (0, 2, 0));
+    eprintln!("copy chain in {:.1?}", t0.elapsed());
 }
 
 #[test]

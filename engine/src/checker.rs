@@ -256,6 +256,14 @@ pub fn check(
                     Severity::Info,
                     format!("pack {id} is unused and awaits deletion by prune"),
                 );
+            } else if let Err(e) = repo.pack_entries(id) {
+                // Not something a backup of this repository left: its
+                // header does not open (damaged, or from elsewhere).
+                let f = report.add(
+                    Severity::Error,
+                    format!("{e} (the pack is not indexed; `cairn repair index` leaves it out, delete it)"),
+                );
+                f.pack = Some(id.to_hex());
             } else {
                 report.add(Severity::Warning, format!("pack {id} is not indexed (left by an interrupted backup? `cairn repair index` adopts it, `cairn prune` removes it)"));
             }

@@ -36,6 +36,14 @@ impl FileType {
         }
     }
 
+    /// The name with its indefinite article, for messages.
+    fn with_article(self) -> String {
+        match self {
+            FileType::Index => "an index".to_string(),
+            t => format!("a {}", t.name()),
+        }
+    }
+
     fn from_u8(b: u8) -> Option<FileType> {
         Some(match b {
             1 => FileType::Config,
@@ -94,9 +102,9 @@ pub fn strip_header<'a>(bytes: &'a [u8], expected: FileType, path: &str) -> Resu
             return Err(Error::corrupt(
                 path,
                 format!(
-                    "is a {} file where a {} file belongs",
-                    t.name(),
-                    expected.name()
+                    "is {} file where {} file belongs",
+                    t.with_article(),
+                    expected.with_article()
                 ),
             ))
         }

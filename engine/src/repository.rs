@@ -132,6 +132,12 @@ impl Repository {
         let mut last_err = None;
         for k in &keys {
             if k.size > limits::MAX_KEY_FILE {
+                last_err = Some(Error::Limit {
+                    path: k.path.clone(),
+                    what: "key file",
+                    size: k.size,
+                    limit: limits::MAX_KEY_FILE,
+                });
                 continue;
             }
             let r = backend
@@ -144,8 +150,16 @@ impl Repository {
             match r {
                 Ok(Some((secret, rid))) => {
                     if rid != repo_id {
-                        last_err =
-                            Some(Error::corrupt(&k.path, "key belongs to another repository"));
+                        // Either the key was copied in from another
+                        // repository or the config's clear ID was altered;
+                        // name both, since either file may be the bad one.
+                        last_err = Some(Error::corrupt(
+                            CONFIG,
+                            format!(
+                                "repository ID {repo_id} does not match {}, which belongs to repository {rid}",
+                                k.path
+                            ),
+                        ));
                         continue;
                     }
                     let key = MasterKey::from_secret(secret);

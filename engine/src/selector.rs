@@ -119,15 +119,35 @@ pub fn select<'a>(
     }
 }
 
-/// Loads all snapshots and resolves one selector.
+/// Resolves one selector. `latest` needs every snapshot; an ID or prefix
+/// loads only the snapshot files whose names match, so that a damaged or
+/// foreign file in `snapshots/` does not stop access to the others.
 pub fn find_snapshot(
     repo: &Repository,
     spec: &str,
     filter: &SnapshotFilter,
     as_of: Option<DateTime<FixedOffset>>,
 ) -> Result<Snapshot> {
-    let snaps = repo.snapshots()?;
-    select(&snaps, spec, filter, as_of).cloned()
+    let name = spec.split_once('@').map_or(spec, |(n, _)| n);
+    if name == "latest" || name.is_empty() || !name.chars().all(|c| c.is_ascii_hexdigit()) {
+        let snaps = repo.snapshots()?;
+        return select(&snaps, spec, filter, as_of).cloned();
+    }
+    if let Some((_, t)) = spec.split_once('@') {
+        // Only `latest` uses the time, but a malformed one is still an error.
+        parse_time(t)?;
+    }
+    let prefix = name.to_ascii_lowercase();
+    let ids: Vec<_> = repo
+        .snapshot_ids()?
+        .into_iter()
+        .filter(|id| id.to_hex().starts_with(&prefix))
+        .collect();
+    match ids.as_slice() {
+        [id] => repo.load_snapshot(id),
+        [] => Err(Error::SnapshotNotFound(spec.to_string())),
+        _ => Err(Error::AmbiguousSnapshot(spec.to_string())),
+    }
 }
 
 /// A virtual directory node for a snapshot's root tree.

@@ -22,6 +22,8 @@ mod dedup;
 mod errors;
 #[path = "e2e/fidelity.rs"]
 mod fidelity;
+#[path = "e2e/hostile.rs"]
+mod hostile;
 #[path = "e2e/json.rs"]
 mod json;
 #[path = "e2e/partial.rs"]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds every fuzz target and runs each for SECONDS_PER_TARGET seconds
-# (default 10), one after another. Exits non-zero if any target crashed,
+# (default 10), one after another; with FUZZ_RUNS=N set, for N executions
+# each instead. Exits non-zero if any target crashed,
 # leaked, timed out or ran out of memory (after running the rest).
 #
 # Usage: fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]
@@ -44,14 +45,20 @@ opts() {
   esac
 }
 
+# FUZZ_RUNS=N runs each target for N executions instead of a time.
+budget() {
+  if [ -n "${FUZZ_RUNS:-}" ]; then echo "-runs=$FUZZ_RUNS"; else echo "-max_total_time=$secs"; fi
+}
+
 mkdir -p logs
 status=0
 summary=()
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
   rc=0
+  t0=$SECONDS
   # shellcheck disable=SC2046
-  "$bin/$t" $(opts "$t") -rss_limit_mb=2048 -max_total_time="$secs" \
+  "$bin/$t" $(opts "$t") -rss_limit_mb=2048 $(budget) \
     -print_final_stats=1 -artifact_prefix="artifacts/$t/" "corpus/$t" \
     >"logs/$t.log" 2>&1 || rc=$?
   execs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "logs/$t.log" | grep -o '[0-9]*$' || echo '?')"
@@ -60,7 +67,7 @@ for t in "${targets[@]}"; do
     summary+=("$(printf '%-20s FAILED (exit %s) after %s execs; see fuzz/logs/%s.log' "$t" "$rc" "$execs" "$t")")
     grep -E 'panicked at|ERROR: |SUMMARY:|Test unit written' "logs/$t.log" | head -5 >&2 || true
   else
-    summary+=("$(printf '%-20s ok  %12s execs in %ss' "$t" "$execs" "$secs")")
+    summary+=("$(printf '%-20s ok  %12s execs in %ss' "$t" "$execs" "$((SECONDS - t0))")")
   fi
 done
 printf '%s\n' "${summary[@]}"

@@ -81,6 +81,15 @@ pub fn header(ft: FileType) -> [u8; HEADER_LEN] {
     h
 }
 
+/// The file type a stored file's header claims, if it has a valid header
+/// of this format version. Says nothing about whether the rest is intact.
+pub fn peek_type(bytes: &[u8]) -> Option<FileType> {
+    if bytes.len() < HEADER_LEN || &bytes[..5] != MAGIC || bytes[5] != VERSION || bytes[7] != 0 {
+        return None;
+    }
+    FileType::from_u8(bytes[6])
+}
+
 /// Checks a file's header against the type expected where it was found and
 /// returns the rest of the file.
 pub fn strip_header<'a>(bytes: &'a [u8], expected: FileType, path: &str) -> Result<&'a [u8]> {

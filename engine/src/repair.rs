@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::format::{peek_type, FileType};
 use crate::id::Id;
 use crate::index::Index;
 use crate::lock::Cancel;
@@ -21,7 +22,9 @@ use crate::packer::Packer;
 use crate::repofile::indexfile::{IndexFile, IndexPack, ObsoletePack};
 use crate::repofile::snapshot::Snapshot;
 use crate::repofile::tree::{Node, NodeKind, Tree};
-use crate::repository::{check_name, file_name, pack_path, Repository, DATA, INDEX, SNAPSHOTS};
+use crate::repository::{
+    check_name, file_name, pack_path, Repository, DATA, INDEX, KEYS, SNAPSHOTS,
+};
 
 #[derive(Debug, Default, Serialize)]
 pub struct IndexRepairReport {
@@ -33,6 +36,8 @@ pub struct IndexRepairReport {
     pub blobs_lost: usize,
     pub index_files_written: usize,
     pub index_files_removed: usize,
+    /// Files found in `index/` that belong elsewhere, moved back there.
+    pub files_relocated: usize,
     pub problems: Vec<String>,
 }
 
@@ -58,7 +63,13 @@ pub fn repair_index(
             .iter()
             .flat_map(|(_, f)| f.packs.iter().map(|p| p.id).collect::<Vec<_>>())
             .collect(),
-        Err(_) => HashSet::new(),
+        Err(_) => {
+            // Something in index/ is not a readable index file. What is
+            // another kind of file is put back where it belongs before the
+            // old index files are removed, so that nothing is lost with them.
+            relocate_misplaced(repo, &old_index, &mut report)?;
+            HashSet::new()
+        }
     };
     let stored: Vec<(Id, u64)> = repo
         .backend()
@@ -192,6 +203,39 @@ pub fn repair_index(
     report.index_files_removed = supersedes.len();
     repo.load_index()?;
     Ok(report)
+}
+
+/// Moves files of `index/` whose intact header says they are snapshots,
+/// packs or keys to their own directory (unless a file of that name, and
+/// so of those bytes, is there already).
+fn relocate_misplaced(
+    repo: &Repository,
+    names: &[Id],
+    report: &mut IndexRepairReport,
+) -> Result<()> {
+    for id in names {
+        let from = format!("{INDEX}{id}");
+        let Ok(bytes) = repo.backend().read(&from) else {
+            continue;
+        };
+        let to = match peek_type(&bytes) {
+            Some(FileType::Snapshot) => format!("{SNAPSHOTS}{id}"),
+            Some(FileType::Pack) => pack_path(id),
+            Some(FileType::Key) => format!("{KEYS}{id}"),
+            _ => continue,
+        };
+        if check_name(&from, &bytes).is_err() {
+            continue;
+        }
+        if repo.backend().size(&to)?.is_none() {
+            repo.backend().write(&to, bytes)?;
+        }
+        report.files_relocated += 1;
+        report
+            .problems
+            .push(format!("{from} belongs in {to}; moved there"));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default, Serialize)]

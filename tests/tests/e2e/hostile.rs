@@ -1235,3 +1235,35 @@ fn damaged_extra_key_is_reported_and_skipped() {
     }
     assert!(failed.is_empty(), "failed: {failed:#?}");
 }
+
+/// Snapshots and packs *moved* (not copied) into `index/` are the only
+/// copies there are: `repair index` must put them back where they belong
+/// rather than delete them with the old index files.
+#[test]
+fn repair_index_puts_files_moved_into_index_back() {
+    let w = World::new();
+    let f = w.copy();
+    for (dir, id) in [("snapshots", &w.victim), ("data", &w.victim_pack)] {
+        let from = stored_path(&f.repo, dir, id);
+        let b = fs::read(&from).expect("read");
+        fs::remove_file(&from).expect("remove");
+        write(&stored_path(&f.repo, "index", id), &b);
+    }
+    let r = run(&f, ["snapshots"]);
+    fails_naming(&r, 1, &[w.victim.clone()], "snapshot moved into index/");
+    let r = ok(&f, ["repair", "index"]);
+    assert!(
+        r.stdout_str().contains(&w.victim[..8]) || r.stderr.contains(&w.victim),
+        "repair index does not say it moved the snapshot: {}{}",
+        r.stdout_str(),
+        r.stderr
+    );
+    assert!(stored_path(&f.repo, "snapshots", &w.victim).is_file());
+    assert!(stored_path(&f.repo, "data", &w.victim_pack).is_file());
+    assert!(files_in(&f.repo, "index")
+        .iter()
+        .all(|p| hex_name(p) != w.victim && hex_name(p) != w.victim_pack));
+    check_passes(&f, true, "after repair of files moved into index/");
+    w.restore_good(&f, "after repair of files moved into index/");
+    w.restore_victim(&f, "after repair of files moved into index/");
+}

@@ -1250,7 +1250,12 @@ fn repair_index_puts_files_moved_into_index_back() {
         write(&stored_path(&f.repo, "index", id), &b);
     }
     let r = run(&f, ["snapshots"]);
-    fails_naming(&r, 1, &[w.victim.clone()], "snapshot moved into index/");
+    fails_naming(
+        &r,
+        1,
+        std::slice::from_ref(&w.victim),
+        "snapshot moved into index/",
+    );
     let r = ok(&f, ["repair", "index"]);
     assert!(
         r.stdout_str().contains(&w.victim[..8]) || r.stderr.contains(&w.victim),

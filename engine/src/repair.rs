@@ -13,13 +13,15 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::format::{peek_type, FileType};
+use crate::format::{peek_type, FileType, Role};
 use crate::id::Id;
 use crate::index::Index;
 use crate::lock::Cancel;
 use crate::pack::{self, BlobType, PackEntry};
 use crate::packer::Packer;
 use crate::repofile::indexfile::{IndexFile, IndexPack, ObsoletePack};
+use crate::repofile::keyfile::KeyFile;
+use crate::repofile::open_metadata;
 use crate::repofile::snapshot::Snapshot;
 use crate::repofile::tree::{Node, NodeKind, Tree};
 use crate::repository::{
@@ -205,9 +207,10 @@ pub fn repair_index(
     Ok(report)
 }
 
-/// Moves files of `index/` whose intact header says they are snapshots,
-/// packs or keys to their own directory (unless a file of that name, and
-/// so of those bytes, is there already).
+/// Moves files of `index/` that are snapshots or packs of this repository
+/// (they authenticate as such) or well-formed key files to their own
+/// directory, unless a file of that name, and so of those bytes, is there
+/// already.
 fn relocate_misplaced(
     repo: &Repository,
     names: &[Id],
@@ -218,13 +221,35 @@ fn relocate_misplaced(
         let Ok(bytes) = repo.backend().read(&from) else {
             continue;
         };
-        let to = match peek_type(&bytes) {
-            Some(FileType::Snapshot) => format!("{SNAPSHOTS}{id}"),
-            Some(FileType::Pack) => pack_path(id),
-            Some(FileType::Key) => format!("{KEYS}{id}"),
+        if check_name(&from, &bytes).is_err() {
+            continue;
+        }
+        // Only a file that opens as what its header claims is moved: a
+        // damaged index file whose type byte changed is not a snapshot.
+        let (to, genuine) = match peek_type(&bytes) {
+            Some(FileType::Snapshot) => (
+                format!("{SNAPSHOTS}{id}"),
+                open_metadata::<Snapshot>(
+                    repo.key(),
+                    repo.id(),
+                    FileType::Snapshot,
+                    Role::Snapshot,
+                    &bytes,
+                    &from,
+                )
+                .is_ok(),
+            ),
+            Some(FileType::Pack) => (
+                pack_path(id),
+                pack::parse_pack(repo.key(), repo.id(), &bytes, &from).is_ok(),
+            ),
+            Some(FileType::Key) => (
+                format!("{KEYS}{id}"),
+                KeyFile::decode(&bytes, &from).is_ok(),
+            ),
             _ => continue,
         };
-        if check_name(&from, &bytes).is_err() {
+        if !genuine {
             continue;
         }
         if repo.backend().size(&to)?.is_none() {

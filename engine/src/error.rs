@@ -110,3 +110,62 @@ impl Error {
         )
     }
 }
+
+/// Errors are cloned where one failure must be reported to several
+/// callers (every worker feeding a stopped uploader), so that each sees
+/// the cause rather than a secondary "stopped" message. An I/O error is
+/// rebuilt from its kind and message, which is all a report uses.
+impl Clone for Error {
+    fn clone(&self) -> Self {
+        match self {
+            Error::NoRepository(s) => Error::NoRepository(s.clone()),
+            Error::RepositoryExists(s) => Error::RepositoryExists(s.clone()),
+            Error::NotADirectory(s) => Error::NotADirectory(s.clone()),
+            Error::WrongPassword(s) => Error::WrongPassword(s.clone()),
+            Error::Corrupt { path, reason } => Error::Corrupt {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            Error::Limit {
+                path,
+                what,
+                size,
+                limit,
+            } => Error::Limit {
+                path: path.clone(),
+                what,
+                size: *size,
+                limit: *limit,
+            },
+            Error::Backend {
+                op,
+                path,
+                reason,
+                not_found,
+            } => Error::Backend {
+                op,
+                path: path.clone(),
+                reason: reason.clone(),
+                not_found: *not_found,
+            },
+            Error::Io { path, source } => Error::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::SnapshotNotFound(s) => Error::SnapshotNotFound(s.clone()),
+            Error::AmbiguousSnapshot(s) => Error::AmbiguousSnapshot(s.clone()),
+            Error::PathNotFound(s) => Error::PathNotFound(s.clone()),
+            Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
+            Error::Locked(s) => Error::Locked(s.clone()),
+            Error::Interrupted => Error::Interrupted,
+            Error::Sqlite { path, reason } => Error::Sqlite {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            Error::VerifyFailed { path, reason } => Error::VerifyFailed {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+        }
+    }
+}

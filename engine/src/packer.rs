@@ -39,6 +39,14 @@ pub struct PackerResult {
     pub index_files: Vec<Id>,
 }
 
+/// The background uploader, and once it has stopped, how it ended: every
+/// caller that finds it stopped must report the same cause.
+enum Uploader {
+    Running(JoinHandle<Result<PackerResult>>),
+    Failed(Error),
+    Finished,
+}
+
 /// Deduplicates and packs blobs for one run. Safe to share across threads.
 pub struct Packer {
     key: Arc<MasterKey>,
@@ -49,7 +57,7 @@ pub struct Packer {
     claimed: Mutex<HashSet<Id>>,
     open: [Mutex<Option<PackWriter>>; 2],
     tx: Mutex<Option<SyncSender<PackWriter>>>,
-    worker: Mutex<Option<JoinHandle<Result<PackerResult>>>>,
+    worker: Mutex<Uploader>,
     pub stats: PackerStats,
 }
 
@@ -71,10 +79,15 @@ impl Packer {
         let backend = repo.backend().clone();
         let key = repo.key().clone();
         let repo_id = *repo.id();
-        let worker = std::thread::Builder::new()
+        let worker = match std::thread::Builder::new()
             .name("cairn-upload".into())
             .spawn(move || upload_loop(rx, backend, key, repo_id, dry_run))
-            .ok();
+        {
+            Ok(h) => Uploader::Running(h),
+            Err(e) => Uploader::Failed(Error::InvalidArgument(format!(
+                "cannot start the pack uploader: {e}"
+            ))),
+        };
         Packer {
             key: repo.key().clone(),
             repo_id,
@@ -179,15 +192,28 @@ impl Packer {
         }
     }
 
+    /// Waits for the uploader to stop and returns how it ended. The lock is
+    /// held while joining, so concurrent callers wait and then all see the
+    /// uploader's own error.
     fn join_worker(&self) -> Result<PackerResult> {
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let h = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match h {
-            Some(h) => h
-                .join()
-                .unwrap_or_else(|_| Err(Error::InvalidArgument("pack uploader panicked".into()))),
-            None => Err(Error::InvalidArgument(
-                "pack uploader is not running".into(),
+        let mut g = self.worker.lock().unwrap_or_else(|e| e.into_inner());
+        match std::mem::replace(&mut *g, Uploader::Finished) {
+            Uploader::Running(h) => {
+                let r = h.join().unwrap_or_else(|_| {
+                    Err(Error::InvalidArgument("pack uploader panicked".into()))
+                });
+                if let Err(e) = &r {
+                    *g = Uploader::Failed(e.clone());
+                }
+                r
+            }
+            Uploader::Failed(e) => {
+                *g = Uploader::Failed(e.clone());
+                Err(e)
+            }
+            Uploader::Finished => Err(Error::InvalidArgument(
+                "pack uploader already finished".into(),
             )),
         }
     }
@@ -270,5 +296,66 @@ fn upload_loop(
     match (failure, r) {
         (Some(e), _) | (None, Err(e)) => Err(e),
         (None, Ok(())) => Ok(result),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::OpendalBackend;
+    use crate::repository::InitOptions;
+
+    fn noise(seed: u8, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        let mut h = blake3::Hasher::new();
+        h.update(&[seed]);
+        h.finalize_xof().fill(&mut v);
+        v
+    }
+
+    /// When storing packs fails, every worker feeding the packer reports
+    /// the storage error itself, whichever of them notices first, so the
+    /// operator sees the cause and not a secondary "uploader stopped".
+    #[test]
+    fn every_worker_sees_the_uploaders_own_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(OpendalBackend::local(dir.path(), true).unwrap());
+        let opts = InitOptions {
+            kdf_memory_kib: crate::limits::MIN_KDF_MEMORY_KIB,
+            kdf_iterations: 1,
+            pack_size: 1 << 20,
+            ..Default::default()
+        };
+        let repo = Repository::init(backend, b"pw", &opts).unwrap();
+        // A file where the data directory belongs: every pack upload fails.
+        let data = dir.path().join("data");
+        std::fs::remove_dir_all(&data).unwrap();
+        std::fs::write(&data, b"not a directory").unwrap();
+        let packer = Packer::new(&repo, false);
+        let errors: Vec<Error> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..6u8)
+                .map(|t| {
+                    let packer = &packer;
+                    s.spawn(move || {
+                        for i in 0..8u8 {
+                            let blob = noise(t * 16 + i, 700 << 10);
+                            if let Err(e) = packer.save(BlobType::Data, &blob) {
+                                return Some(e);
+                            }
+                        }
+                        packer.finish().err()
+                    })
+                })
+                .collect();
+            hs.into_iter().filter_map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(errors.len(), 6, "every worker fails");
+        for e in &errors {
+            let m = e.to_string();
+            assert!(
+                matches!(e, Error::Backend { .. }) && m.contains("data/"),
+                "worker reported {m:?} instead of the storage error"
+            );
+        }
     }
 }

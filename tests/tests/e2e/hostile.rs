@@ -1249,12 +1249,13 @@ fn repair_index_puts_files_moved_into_index_back() {
         fs::remove_file(&from).expect("remove");
         write(&stored_path(&f.repo, "index", id), &b);
     }
+    // Whichever misplaced file is met first is the one named.
     let r = run(&f, ["snapshots"]);
     fails_naming(
         &r,
         1,
-        std::slice::from_ref(&w.victim),
-        "snapshot moved into index/",
+        &[w.victim.clone(), w.victim_pack.clone()],
+        "snapshot and pack moved into index/",
     );
     let r = ok(&f, ["repair", "index"]);
     assert!(

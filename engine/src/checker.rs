@@ -457,7 +457,7 @@ pub fn check(
                     }
                     NodeKind::File => {
                         let mut content = n.content.clone();
-                        for l in &n.lists {
+                        for (i, l) in n.lists.iter().enumerate() {
                             referenced.insert(*l);
                             let a = Affected {
                                 snapshot: s.id.to_hex(),
@@ -471,7 +471,11 @@ pub fn check(
                                 continue;
                             }
                             match repo.read_blob(l).and_then(|b| {
-                                crate::repofile::tree::decode_list(&b, &format!("content list {l}"))
+                                crate::repofile::tree::decode_list(
+                                    &b,
+                                    &format!("content list {l}"),
+                                    i + 1 == n.lists.len(),
+                                )
                             }) {
                                 Ok(ids) => content.extend(ids),
                                 Err(e) => {

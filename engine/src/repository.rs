@@ -449,7 +449,7 @@ impl Repository {
             return Ok(n.content.clone());
         }
         let mut out = Vec::with_capacity(n.lists.len() * crate::repofile::tree::LIST_LEN);
-        for l in &n.lists {
+        for (i, l) in n.lists.iter().enumerate() {
             if !self.index().has_type(l, BlobType::Tree) {
                 return Err(Error::corrupt(
                     self.location(),
@@ -460,6 +460,7 @@ impl Repository {
             out.extend(crate::repofile::tree::decode_list(
                 &b,
                 &format!("content list {l}"),
+                i + 1 == n.lists.len(),
             )?);
         }
         Ok(out)

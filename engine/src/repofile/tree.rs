@@ -92,10 +92,12 @@ pub struct Node {
 /// IDs per content list blob.
 pub const LIST_LEN: usize = 64;
 
-/// Decodes a content list blob.
-pub fn decode_list(b: &[u8], what: &str) -> Result<Vec<Id>> {
+/// Decodes a content list blob. Every list but a file's `last` holds
+/// exactly [`LIST_LEN`] IDs: list `i` covers blobs `i*LIST_LEN..`, and a
+/// short list in the middle would shift every blob after it.
+pub fn decode_list(b: &[u8], what: &str, last: bool) -> Result<Vec<Id>> {
     let v: Vec<Id> = from_cbor(b, what)?;
-    if v.is_empty() || v.len() > LIST_LEN {
+    if v.is_empty() || v.len() > LIST_LEN || (!last && v.len() != LIST_LEN) {
         return Err(Error::corrupt(
             what,
             "content list has an impossible length",

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -167,6 +167,10 @@ struct Archiver<'a> {
 const LISTS_ABOVE_FILE: usize = 4096;
 /// Databases, whose pages change individually, use lists sooner.
 const LISTS_ABOVE_SQLITE: usize = 2 * crate::repofile::tree::LIST_LEN;
+/// Files at least this large have their chunks sealed in parallel.
+const SPREAD_ABOVE: u64 = 4 << 20;
+/// Bytes of one file's chunks waiting to be sealed by other threads.
+const SEAL_AHEAD: usize = 8 << 20;
 /// Pages captured before their blobs are hashed and sealed in parallel.
 const SQLITE_BATCH: usize = 1024;
 
@@ -698,20 +702,60 @@ impl Archiver<'_> {
         };
         let mut content = Vec::new();
         let mut size = 0u64;
-        let r =
+        // A large file's new chunks are sealed by whichever threads are
+        // free while this one reads on, so that one big file does not leave
+        // the other cores idle at the end of a backup. The bytes handed out
+        // are bounded; the reader helps seal when it is ahead.
+        let spread = node.size >= SPREAD_ABOVE;
+        let in_flight = AtomicUsize::new(0);
+        let failed: Mutex<Option<Error>> = Mutex::new(None);
+        let take_failure = || failed.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let r = rayon::in_place_scope(|scope| {
             self.chunker
                 .for_each_chunk(file, node.size, |chunk: &[u8]| -> Result<(), FileError> {
                     self.cancel.check().map_err(FileError::Fatal)?;
+                    if let Some(e) = take_failure() {
+                        return Err(FileError::Fatal(e));
+                    }
                     size += chunk.len() as u64;
                     inc(&self.counters.bytes_read, chunk.len() as u64);
                     self.progress.bytes_read(chunk.len() as u64);
-                    let id = self
-                        .packer
-                        .save(BlobType::Data, chunk)
-                        .map_err(FileError::Fatal)?;
+                    let id = self.packer.key().blob_id(chunk);
                     content.push(id);
+                    if !self.packer.claim(&id) {
+                        return Ok(());
+                    }
+                    if !spread {
+                        return self
+                            .packer
+                            .seal_and_add(BlobType::Data, id, chunk)
+                            .map_err(FileError::Fatal);
+                    }
+                    while in_flight.load(Ordering::Acquire) >= SEAL_AHEAD {
+                        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                            std::thread::sleep(std::time::Duration::from_micros(100));
+                        }
+                    }
+                    in_flight.fetch_add(chunk.len(), Ordering::AcqRel);
+                    let owned = chunk.to_vec();
+                    let (packer, in_flight, failed) = (&self.packer, &in_flight, &failed);
+                    scope.spawn(move |_| {
+                        let r = packer.seal_and_add(BlobType::Data, id, &owned);
+                        in_flight.fetch_sub(owned.len(), Ordering::AcqRel);
+                        if let Err(e) = r {
+                            failed
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
+                        }
+                    });
                     Ok(())
-                });
+                })
+        });
+        // Every spawned seal has finished here.
+        if let Some(e) = take_failure() {
+            return Err(e);
+        }
         match r {
             Ok(()) => {}
             Err(FileError::Fatal(e)) => return Err(e),

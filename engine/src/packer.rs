@@ -53,6 +53,11 @@ pub struct Packer {
     repo_id: Id,
     level: i32,
     pack_size: usize,
+    /// Room reserved per pack buffer: the target size plus the largest
+    /// blob that can close it plus a typical header, so the buffer is not
+    /// reallocated (and briefly doubled) when the last blob overshoots.
+    /// Untouched capacity costs address space, not memory.
+    pack_capacity: usize,
     known: Arc<Index>,
     claimed: Mutex<HashSet<Id>>,
     open: [Mutex<Option<PackWriter>>; 2],
@@ -93,6 +98,9 @@ impl Packer {
             repo_id,
             level: repo.config().compression,
             pack_size: repo.config().pack_size as usize,
+            pack_capacity: repo.config().pack_size as usize
+                + repo.config().chunker.max_size as usize
+                + (256 << 10),
             known,
             claimed: Mutex::new(HashSet::new()),
             open: [Mutex::new(None), Mutex::new(None)],
@@ -136,11 +144,17 @@ impl Packer {
     pub fn save(&self, t: BlobType, plain: &[u8]) -> Result<Id> {
         let id = self.key.blob_id(plain);
         if self.claim(&id) {
-            let (sealed, compressed) =
-                pack::seal_blob(&self.key, &self.repo_id, t, &id, plain, self.level);
-            self.add(t, id, &sealed, plain.len() as u32, compressed)?;
+            self.seal_and_add(t, id, plain)?;
         }
         Ok(id)
+    }
+
+    /// Compresses, encrypts and adds a blob claimed with [`Packer::claim`]
+    /// under `id`, which must be its blob ID.
+    pub fn seal_and_add(&self, t: BlobType, id: Id, plain: &[u8]) -> Result<()> {
+        let (sealed, compressed) =
+            pack::seal_blob(&self.key, &self.repo_id, t, &id, plain, self.level);
+        self.add(t, id, &sealed, plain.len() as u32, compressed)
     }
 
     /// Adds a sealed blob previously claimed.
@@ -165,7 +179,7 @@ impl Packer {
         let slot = &self.open[t as usize];
         let full = {
             let mut g = slot.lock().unwrap_or_else(|e| e.into_inner());
-            let w = g.get_or_insert_with(|| PackWriter::new(t, self.pack_size + (1 << 20)));
+            let w = g.get_or_insert_with(|| PackWriter::new(t, self.pack_capacity));
             w.add(id, sealed, raw_len, compressed);
             if w.len() >= self.pack_size || w.count() as u64 >= crate::limits::MAX_PACK_ENTRIES / 2
             {

@@ -196,7 +196,14 @@ pub fn session_with(g: &Global, locking: Locking, cancel: Cancel) -> Result<Sess
 
 /// Opens the repository without locking it or loading the index.
 pub fn open_unlocked(g: &Global) -> Result<Repository> {
+    Ok(open_with_password(g)?.0)
+}
+
+/// Like [`open_unlocked`], also returning the password, for commands that
+/// try it on other key files.
+pub fn open_with_password(g: &Global) -> Result<(Repository, Vec<u8>)> {
     let backend = with_cache(g, backend(g, false)?, false)?;
     let pw = password(g, &format!("password for {}: ", backend.location()))?;
-    Ok(Repository::open(backend, &pw)?)
+    let repo = Repository::open(backend, &pw)?;
+    Ok((repo, pw))
 }

@@ -32,6 +32,20 @@ fn exit_code(e: &anyhow::Error) -> i32 {
     }
 }
 
+/// Serves buffers of 4 MiB and more (pack buffers, chunking windows, the
+/// key derivation's memory) straight from the kernel and returns them on
+/// free. glibc's default raises this threshold after the first such free
+/// and then keeps large freed buffers in per-thread arenas, which on a
+/// backup adds some 50 MiB of peak memory for no speed gained.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // Safety: mallopt only changes allocator parameters; called at
+    // startup, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
+}
+
 fn main() {
     let cli = args::Cli::parse();
     // Like other Unix tools, end quietly when a reader such as `head`
@@ -40,6 +54,7 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    tune_allocator();
     interrupt::install();
     let code = match commands::run(cli) {
         Ok(code) => code,

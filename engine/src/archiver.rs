@@ -170,7 +170,7 @@ const LISTS_ABOVE_SQLITE: usize = 2 * crate::repofile::tree::LIST_LEN;
 /// Files at least this large have their chunks sealed in parallel.
 const SPREAD_ABOVE: u64 = 4 << 20;
 /// Bytes of one file's chunks waiting to be sealed by other threads.
-const SEAL_AHEAD: usize = 8 << 20;
+const SEAL_AHEAD: usize = 4 << 20;
 /// Pages captured before their blobs are hashed and sealed in parallel.
 const SQLITE_BATCH: usize = 1024;
 
@@ -705,7 +705,7 @@ impl Archiver<'_> {
         // A large file's new chunks are sealed by whichever threads are
         // free while this one reads on, so that one big file does not leave
         // the other cores idle at the end of a backup. The bytes handed out
-        // are bounded; the reader helps seal when it is ahead.
+        // are bounded.
         let spread = node.size >= SPREAD_ABOVE;
         let in_flight = AtomicUsize::new(0);
         let failed: Mutex<Option<Error>> = Mutex::new(None);
@@ -725,16 +725,14 @@ impl Archiver<'_> {
                     if !self.packer.claim(&id) {
                         return Ok(());
                     }
-                    if !spread {
+                    // Far enough ahead, the reader seals this chunk itself:
+                    // that bounds memory without waiting (and without
+                    // running unrelated work in the middle of this file).
+                    if !spread || in_flight.load(Ordering::Acquire) >= SEAL_AHEAD {
                         return self
                             .packer
                             .seal_and_add(BlobType::Data, id, chunk)
                             .map_err(FileError::Fatal);
-                    }
-                    while in_flight.load(Ordering::Acquire) >= SEAL_AHEAD {
-                        if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                            std::thread::sleep(std::time::Duration::from_micros(100));
-                        }
                     }
                     in_flight.fetch_add(chunk.len(), Ordering::AcqRel);
                     let owned = chunk.to_vec();

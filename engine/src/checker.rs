@@ -136,9 +136,16 @@ fn select_for_reading(packs: &[(Id, u64)], how: ReadData) -> Vec<(Id, u64)> {
 
 /// Runs the check. Errors about the repository's content are findings in
 /// the report; `Err` means the check itself could not run.
+///
+/// With the `password` the repository was opened with, every other key
+/// file is also tried with it: one that opens but belongs to another
+/// repository, or wraps another master secret, was planted or copied in by
+/// mistake and is reported. (Keys that do not open with it may be other
+/// people's and cannot be told apart from foreign ones.)
 pub fn check(
     repo: &Repository,
     read: ReadData,
+    password: Option<&[u8]>,
     progress: &dyn CheckProgress,
     cancel: &Cancel,
 ) -> Result<CheckReport> {
@@ -149,8 +156,42 @@ pub fn check(
         let r = repo
             .read_file(&f.path, crate::limits::MAX_KEY_FILE)
             .and_then(|b| crate::repofile::keyfile::KeyFile::decode(&b, &f.path));
-        if let Err(e) = r {
-            report.add(Severity::Error, e.to_string());
+        let kf = match r {
+            Ok(kf) => kf,
+            Err(e) => {
+                report.add(Severity::Error, e.to_string());
+                continue;
+            }
+        };
+        let Some(pw) = password else { continue };
+        if file_name(&f.path) == repo.key_id().to_hex() {
+            continue;
+        }
+        cancel.check()?;
+        match kf.unwrap_secret(pw, &f.path) {
+            Ok(Some((_, rid))) if rid != *repo.id() => {
+                report.add(
+                    Severity::Error,
+                    format!(
+                    "{}: key of another repository ({rid}), not of this one ({}); delete the file",
+                    f.path,
+                    repo.id()
+                ),
+                );
+            }
+            Ok(Some((secret, _))) if secret != *repo.key().secret() => {
+                report.add(
+                    Severity::Error,
+                    format!(
+                        "{}: wraps a master secret other than this repository's; delete the file",
+                        f.path
+                    ),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                report.add(Severity::Error, e.to_string());
+            }
         }
     }
 

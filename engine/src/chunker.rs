@@ -47,31 +47,39 @@ impl Chunker {
                 return Ok(());
             }
             // The file grew past the minimum while we read: chunk it all.
-            return self.stream(std::io::Cursor::new(buf).chain(reader), each);
+            return self.stream(std::io::Cursor::new(buf).chain(reader), u64::MAX, each);
         }
-        self.stream(reader, each)
+        self.stream(reader, size_hint, each)
     }
 
     fn stream<R: Read, E: From<std::io::Error>>(
         &self,
         mut reader: R,
+        size_hint: u64,
         mut each: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         let p = self.params;
         let max = p.max_size as usize;
         let cap = 2 * max;
         // One buffer per thread, taken for the duration of the stream so a
-        // nested use cannot share it.
+        // nested use cannot share it. It grows to what the stream needs, so
+        // a thread that has read only mid-sized files does not hold (and
+        // touch) a full window.
         let mut buf = BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
-        if buf.len() < cap {
-            buf.resize(cap, 0);
+        let want = usize::try_from(size_hint.saturating_add(1)).map_or(cap, |n| n.min(cap));
+        if buf.len() < want {
+            buf.resize(want, 0);
         }
         let r = (|| -> Result<(), E> {
             let mut filled = 0;
             let mut eof = false;
             loop {
                 while filled < cap && !eof {
-                    match reader.read(&mut buf[filled..cap]) {
+                    if filled == buf.len() {
+                        // The stream is longer than it said: grow.
+                        buf.resize(cap, 0);
+                    }
+                    match reader.read(&mut buf[filled..]) {
                         Ok(0) => eof = true,
                         Ok(n) => filled += n,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

@@ -177,19 +177,16 @@ impl Packer {
             .bytes_stored
             .fetch_add(sealed.len() as u64, Ordering::Relaxed);
         let slot = &self.open[t as usize];
-        let full = {
-            let mut g = slot.lock().unwrap_or_else(|e| e.into_inner());
-            let w = g.get_or_insert_with(|| PackWriter::new(t, self.pack_capacity));
-            w.add(id, sealed, raw_len, compressed);
-            if w.len() >= self.pack_size || w.count() as u64 >= crate::limits::MAX_PACK_ENTRIES / 2
-            {
-                g.take()
-            } else {
-                None
+        let mut g = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let w = g.get_or_insert_with(|| PackWriter::new(t, self.pack_capacity));
+        w.add(id, sealed, raw_len, compressed);
+        if w.len() >= self.pack_size || w.count() as u64 >= crate::limits::MAX_PACK_ENTRIES / 2 {
+            if let Some(w) = g.take() {
+                // Handed over with the slot still held: no other thread
+                // starts a new pack of this type until the uploader has
+                // taken this one, so at most two are in memory per type.
+                self.send(w)?;
             }
-        };
-        if let Some(w) = full {
-            self.send(w)?;
         }
         Ok(())
     }

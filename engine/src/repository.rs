@@ -184,6 +184,11 @@ impl Repository {
         }
     }
 
+    /// The key file this repository was opened with.
+    pub fn key_id(&self) -> &Id {
+        &self.key_id
+    }
+
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
     }

@@ -27,7 +27,7 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<i32> {
     };
     // The index is loaded by the check itself, file by file, so that a
     // damaged index file is reported instead of stopping it.
-    let repo = context::open_unlocked(g)?;
+    let (repo, password) = context::open_with_password(g)?;
     let cancel = Cancel::new(crate::interrupt::flag());
     let _lock = if g.no_lock {
         None
@@ -47,7 +47,14 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<i32> {
         )?)
     };
     let bar = output::byte_bar(g, Some(0), "check");
-    let report = checker::check(&repo, read, &Progress(bar.clone()), &cancel)?;
+    let report = checker::check(
+        &repo,
+        read,
+        Some(&password),
+        &Progress(bar.clone()),
+        &cancel,
+    )?;
+    drop(password);
     bar.finish_and_clear();
     if g.json {
         println!("{}", serde_json::to_string(&report)?);

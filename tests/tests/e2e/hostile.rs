@@ -1022,15 +1022,24 @@ fn files_from_another_repository_are_rejected() {
     }
     run_cases(&w, &cases);
 
-    // Beside the right key, a foreign key file changes nothing.
+    // Beside the right key, a foreign key file changes nothing, and
+    // `check`, which tries the password on every key, names it.
     for (what, o) in &others {
         let f = w.copy();
+        check_passes(&f, false, "before planting a key");
         let (okey, _) = only_key(&o.repo);
         plant(&o.repo, "keys", &okey, &f.repo, "keys");
         let r = run(&f, ["snapshots", "--json"]);
         assert_eq!(r.code, 0, "key from {what} beside the key: {}", r.stderr);
         w.restore_good(&f, what);
         w.restore_victim(&f, what);
+        check_reports(
+            &f,
+            false,
+            std::slice::from_ref(&okey),
+            0,
+            &format!("key from {what} beside the key"),
+        );
     }
 }
 

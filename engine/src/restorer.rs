@@ -22,13 +22,11 @@ use crate::id::Id;
 use crate::lock::Cancel;
 use crate::pack::{self, PackEntry};
 use crate::repofile::tree::{Node, NodeKind};
-use crate::repository::{pack_path, Repository};
+use crate::repository::{pack_path, Repository, READ_SPAN};
 
 /// A pack read covering several blobs is used when the bytes between them
 /// are at most this share of what is read.
 const MAX_GAP_SHARE: f64 = 0.5;
-/// Largest span read at once, which bounds restore memory per thread.
-const MAX_SPAN: u64 = 4 << 20;
 
 pub struct RestoreOptions {
     pub target: PathBuf,
@@ -432,9 +430,12 @@ fn restore_pack(
 ) -> Result<()> {
     let path = pack_path(pack_id);
     let backend = repo.backend();
-    // Files this pack writes to, opened once each (a database restores
-    // thousands of page blobs from one pack into one file).
-    let mut open: HashMap<usize, fs::File> = HashMap::new();
+    let mut out = Outputs {
+        files,
+        open: HashMap::new(),
+        err,
+    };
+    let mut joiner = WriteJoiner::default();
     // Group consecutive blobs into reads whose gaps are small.
     let mut i = 0;
     while i < blobs.len() {
@@ -446,7 +447,7 @@ fn restore_pack(
             let e = &blobs[j].0;
             let new_end = (u64::from(e.offset) + u64::from(e.length)).max(end);
             let new_used = used + u64::from(e.length);
-            if new_end - start > MAX_SPAN
+            if new_end - start > READ_SPAN
                 || (new_end - start - new_used) as f64 > MAX_GAP_SHARE * (new_end - start) as f64
             {
                 break;
@@ -455,7 +456,13 @@ fn restore_pack(
             used = new_used;
             j += 1;
         }
-        let buf = backend.read_range(&path, start, end - start)?;
+        let buf = match backend.read_range(&path, start, end - start) {
+            Ok(b) => b,
+            Err(e) => {
+                joiner.flush(&mut out);
+                return Err(e);
+            }
+        };
         for (e, targets) in &blobs[i..j] {
             let a = (u64::from(e.offset) - start) as usize;
             let sealed = &buf[a..a + e.length as usize];
@@ -469,33 +476,8 @@ fn restore_pack(
                 }
             };
             for (fi, off) in targets {
-                let target = &files[*fi].target;
-                let runs = data_runs(&plain, *off);
-                if !runs.is_empty() {
-                    if !open.contains_key(fi) {
-                        match OpenOptions::new()
-                            .write(true)
-                            .custom_flags(libc::O_NOFOLLOW)
-                            .open(target)
-                        {
-                            Ok(f) => {
-                                open.insert(*fi, f);
-                            }
-                            Err(x) => {
-                                err(target, format!("cannot open for writing: {x}"));
-                                continue;
-                            }
-                        }
-                    }
-                    let r = match open.get(fi) {
-                        Some(f) => runs.iter().try_for_each(|(a, b)| {
-                            f.write_all_at(&plain[*a..*b], *off + *a as u64)
-                        }),
-                        None => Ok(()),
-                    };
-                    if let Err(x) = r {
-                        err(target, format!("write failed: {x}"));
-                    }
+                for (a, b) in data_runs(&plain, *off) {
+                    joiner.write(&mut out, *fi, *off + a as u64, &plain[a..b]);
                 }
                 written.fetch_add(plain.len() as u64, Ordering::Relaxed);
                 progress.bytes_written(plain.len() as u64);
@@ -503,10 +485,11 @@ fn restore_pack(
         }
         i = j;
     }
+    joiner.flush(&mut out);
     // Databases are synced before they are renamed into place: start the
     // write-back now, so that sync overlaps with the rest of the restore.
-    for (fi, f) in &open {
-        if files[*fi].final_path.is_some() {
+    for (fi, f) in &out.open {
+        if let (Some(f), Some(_)) = (f, &files[*fi].final_path) {
             use std::os::fd::AsRawFd;
             // Safety: a valid open descriptor; the call only schedules I/O.
             unsafe {
@@ -515,6 +498,81 @@ fn restore_pack(
         }
     }
     Ok(())
+}
+
+/// The files one pack's blobs go to, each opened once when first written
+/// (a database restores thousands of page blobs from one pack into one
+/// file). A file that cannot be opened is reported once.
+struct Outputs<'a> {
+    files: &'a [FilePlan],
+    open: HashMap<usize, Option<fs::File>>,
+    err: &'a (dyn Fn(&Path, String) + Sync),
+}
+
+impl Outputs<'_> {
+    fn write(&mut self, fi: usize, off: u64, data: &[u8]) {
+        let target = &self.files[fi].target;
+        let f = self.open.entry(fi).or_insert_with(|| {
+            match OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(target)
+            {
+                Ok(f) => Some(f),
+                Err(x) => {
+                    (self.err)(target, format!("cannot open for writing: {x}"));
+                    None
+                }
+            }
+        });
+        if let Some(f) = f {
+            if let Err(x) = f.write_all_at(data, off) {
+                (self.err)(target, format!("write failed: {x}"));
+            }
+        }
+    }
+}
+
+/// Small writes shorter than this are joined with the writes that continue
+/// them; longer ones go straight to the file.
+const JOIN_BELOW: usize = 64 << 10;
+/// Largest joined write.
+const JOIN_MAX: usize = 1 << 20;
+
+/// Joins writes that continue one another in the same file into one system
+/// call: a database comes back as one small page blob after another, and a
+/// call per page would cost more than decrypting it.
+#[derive(Default)]
+struct WriteJoiner {
+    file: usize,
+    off: u64,
+    buf: Vec<u8>,
+}
+
+impl WriteJoiner {
+    fn write(&mut self, out: &mut Outputs, fi: usize, off: u64, data: &[u8]) {
+        let continues = !self.buf.is_empty()
+            && self.file == fi
+            && self.off + self.buf.len() as u64 == off
+            && self.buf.len() + data.len() <= JOIN_MAX;
+        if !continues {
+            self.flush(out);
+            if data.len() >= JOIN_BELOW {
+                out.write(fi, off, data);
+                return;
+            }
+            self.file = fi;
+            self.off = off;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    fn flush(&mut self, out: &mut Outputs) {
+        if !self.buf.is_empty() {
+            out.write(self.file, self.off, &self.buf);
+            self.buf.clear();
+        }
+    }
 }
 
 /// Block size for hole detection: runs of zeros covering whole blocks of
@@ -605,13 +663,25 @@ fn apply_metadata(path: &Path, n: &Node, owners: bool) -> std::result::Result<()
         .map_err(|e| format!("cannot set times: {e}"))
 }
 
-/// Moves a completely written database into place and checks it.
+/// Moves a completely written database into place and checks it. SQLite
+/// checks the file while the kernel makes it durable, since one is CPU
+/// and the other disk; the rename comes only once both are done. A
+/// database that fails the check is still put in place (its bytes are the
+/// snapshot's, verified blob by blob) and the failure is reported.
 fn finish_database(tmp: &Path, fin: &Path) -> Result<()> {
     let f = OpenOptions::new()
         .read(true)
         .open(tmp)
         .map_err(|e| Error::io(tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(tmp, e))?;
+    let (synced, checked) = std::thread::scope(|s| {
+        let sync = s.spawn(|| f.sync_all());
+        let checked = crate::sqlite::integrity_check(tmp);
+        let synced = sync
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("sync thread panicked")));
+        (synced, checked)
+    });
+    synced.map_err(|e| Error::io(tmp, e))?;
     drop(f);
     for suffix in ["-wal", "-shm", "-journal"] {
         let mut p = fin.as_os_str().to_owned();
@@ -628,7 +698,14 @@ fn finish_database(tmp: &Path, fin: &Path) -> Result<()> {
             let _ = d.sync_all();
         }
     }
-    crate::sqlite::integrity_check(fin)
+    // The check ran under the temporary name: report the final one.
+    checked.map_err(|e| match e {
+        Error::Sqlite { reason, .. } => Error::Sqlite {
+            path: fin.display().to_string(),
+            reason,
+        },
+        e => e,
+    })
 }
 
 /// Rereads a restored file and checks every chunk against its blob ID.
@@ -663,7 +740,8 @@ fn verify_file(repo: &Repository, path: &Path, n: &Node, content: &[Id]) -> Resu
     Ok(())
 }
 
-/// Writes a file's content, blob by blob, to `out`.
+/// Writes a file's content to `out`, in order, reading neighbouring blobs
+/// together.
 pub fn dump_file(repo: &Repository, n: &Node, out: &mut dyn std::io::Write) -> Result<()> {
     if n.kind != NodeKind::File {
         return Err(Error::InvalidArgument(format!(
@@ -671,11 +749,10 @@ pub fn dump_file(repo: &Repository, n: &Node, out: &mut dyn std::io::Write) -> R
             n.name_lossy()
         )));
     }
-    for id in repo.file_content(n)? {
-        let b = repo.read_blob(&id)?;
+    repo.read_blobs(&repo.file_content(n)?, |b| {
         out.write_all(&b)
-            .map_err(|e| Error::io("standard output", e))?;
-    }
+            .map_err(|e| Error::io("standard output", e))
+    })?;
     out.flush().map_err(|e| Error::io("standard output", e))
 }
 

@@ -100,7 +100,10 @@ set_cmd() { # TOOL ACTION [ARG]
         restic/backup) CMD=(restic -o s3.region="$REGION" -r "$r" backup "$TREE") ;;
         restic/restore) CMD=(restic -o s3.region="$REGION" -r "$r" restore latest --target "$3") ;;
         rustic/*)
-            local o=(-r opendal:s3 -o "endpoint=$ENDPOINT" -o "bucket=$BUCKET" -o "root=/$PREFIX-rustic" -o "region=$REGION")
+            # rustic takes backend options only from a profile file.
+            printf '[repository]\nrepository = "opendal:s3"\n[repository.options]\nendpoint = "%s"\nbucket = "%s"\nroot = "/%s-rustic"\nregion = "%s"\n' \
+                "$ENDPOINT" "$BUCKET" "$PREFIX" "$REGION" >"$BENCH_DIR/rustic.toml"
+            local o=(-P "$BENCH_DIR/rustic")
             case $2 in
                 init) CMD=(rustic "${o[@]}" init) ;;
                 backup) CMD=(rustic "${o[@]}" backup "$TREE") ;;
@@ -129,14 +132,25 @@ measure() { # TOOL PHASE
     fi
 }
 
-# Bytes a tool stored in the bucket: the sizes of its objects as Garage
-# lists them, through cairn's own S3 client would be circular, so ask
-# Garage for the bucket's totals before and after each tool's backups.
-bucket_bytes() {
-    garage -c "${CAIRN_GARAGE_DIR:-/tmp/cairn-garage}/garage.toml" bucket info "$BUCKET" 2>/dev/null |
-        awk '/^Size:/ { v = $2; u = $3 }
-             END { m = (u ~ /^KiB/) ? 1024 : (u ~ /^MiB/) ? 1048576 : (u ~ /^GiB/) ? 1073741824 : (u ~ /^KB/) ? 1000 : (u ~ /^MB/) ? 1e6 : (u ~ /^GB/) ? 1e9 : 1;
-                   printf "%.0f", v * m }'
+# Bytes a tool stored in the bucket: the sizes of the objects under its
+# prefix, listed with S3 ListObjectsV2 through curl's SigV4 signing (asking
+# cairn's own client would be circular; Garage's bucket totals lag behind).
+# Query parameters stay in sorted order, as the signature needs them.
+prefix_bytes() { # PREFIX
+    local token="" q page total=0 sum
+    while :; do
+        q="list-type=2&prefix=$1"
+        [[ -z $token ]] || q="continuation-token=$token&$q"
+        page=$(curl -sS --fail --aws-sigv4 "aws:amz:$REGION:s3" \
+            --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+            -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
+            "$ENDPOINT/$BUCKET?$q") || { echo 0; return; }
+        sum=$(grep -o '<Size>[0-9]*</Size>' <<<"$page" | tr -dc '0-9\n' | awk '{ s += $1 } END { printf "%.0f", s }')
+        total=$((total + ${sum:-0}))
+        grep -q '<IsTruncated>true</IsTruncated>' <<<"$page" || break
+        token=$(grep -o '<NextContinuationToken>[^<]*' <<<"$page" | sed 's/^<NextContinuationToken>//; s/%/%25/g; s/]/%5D/g; s/+/%2B/g; s#/#%2F#g; s/=/%3D/g')
+    done
+    echo "$total"
 }
 
 read -r src_files src_bytes < <(find "$TREE" -type f -printf '%s\n' | awk '{ n++; s += $1 } END { printf "%d %.0f\n", n, s }')
@@ -149,11 +163,9 @@ for t in "${TOOLS[@]}"; do
     say "---------------------------------------------------------------- $t"
     set_cmd "$t" init
     "${CMD[@]}" >"$LOGS/$t.init.out" 2>"$LOGS/$t.init.err" || { FAILED+=("$t/init"); tail -n 5 "$LOGS/$t.init.err"; continue; }
-    before=$(bucket_bytes)
     set_cmd "$t" backup; measure "$t" backup1
     set_cmd "$t" backup; measure "$t" backup2
-    after=$(bucket_bytes)
-    STORED[$t]=$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.1f", (a - b) / 1048576 }')
+    STORED[$t]=$(awk -v b="$(prefix_bytes "$PREFIX-$t")" 'BEGIN { printf "%.1f", b / 1048576 }')
     say "    stored in the bucket: ${STORED[$t]} MiB"
     dst=$RESTORE/$t
     mkdir -p "$dst"

@@ -344,70 +344,73 @@ pub fn check(
     progress.packs_to_read(to_read.len(), to_read.iter().map(|(_, s)| s).sum());
     let bad_blobs: Mutex<Vec<(Id, Id, String)>> = Mutex::new(Vec::new());
     let bad_packs: Mutex<Vec<(Id, String)>> = Mutex::new(Vec::new());
-    to_read.par_iter().for_each(|(pid, _)| {
-        if cancel.is_cancelled() {
-            return;
-        }
-        let path = pack_path(pid);
-        let r = repo.backend().read(&path);
-        let bytes = match r {
-            Ok(b) => b,
-            Err(e) => {
+    // Whole packs at a time: a remote service gets one request per connection.
+    repo.in_io_pool(|| {
+        to_read.par_iter().for_each(|(pid, _)| {
+            if cancel.is_cancelled() {
+                return;
+            }
+            let path = pack_path(pid);
+            let r = repo.backend().read(&path);
+            let bytes = match r {
+                Ok(b) => b,
+                Err(e) => {
+                    bad_packs
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((*pid, e.to_string()));
+                    return;
+                }
+            };
+            progress.pack_read(bytes.len() as u64);
+            if let Err(e) = check_name(&path, &bytes) {
                 bad_packs
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push((*pid, e.to_string()));
-                return;
             }
-        };
-        progress.pack_read(bytes.len() as u64);
-        if let Err(e) = check_name(&path, &bytes) {
-            bad_packs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((*pid, e.to_string()));
-        }
-        let want = indexed
-            .get(pid)
-            .map(|(_, es)| es.as_slice())
-            .unwrap_or_default();
-        match pack::parse_pack(repo.key(), repo.id(), &bytes, &path) {
-            Ok(es) => {
-                let mut a: Vec<_> = es.iter().map(|e| (e.offset, e.id)).collect();
-                let mut b: Vec<_> = want.iter().map(|e| (e.offset, e.id)).collect();
-                a.sort();
-                b.sort();
-                if a != b {
-                    bad_packs
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((*pid, "pack header does not match the index".into()));
+            let want = indexed
+                .get(pid)
+                .map(|(_, es)| es.as_slice())
+                .unwrap_or_default();
+            match pack::parse_pack(repo.key(), repo.id(), &bytes, &path) {
+                Ok(es) => {
+                    let mut a: Vec<_> = es.iter().map(|e| (e.offset, e.id)).collect();
+                    let mut b: Vec<_> = want.iter().map(|e| (e.offset, e.id)).collect();
+                    a.sort();
+                    b.sort();
+                    if a != b {
+                        bad_packs
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((*pid, "pack header does not match the index".into()));
+                    }
+                }
+                Err(e) => bad_packs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((*pid, e.to_string())),
+            }
+            for e in want {
+                let (o, l) = (e.offset as usize, e.length as usize);
+                let r = match bytes.get(o..o + l) {
+                    Some(sealed) => {
+                        pack::open_blob(repo.key(), repo.id(), e, sealed, &path).map(|_| ())
+                    }
+                    None => Err(Error::corrupt(
+                        &path,
+                        format!("blob {} lies outside the pack", e.id),
+                    )),
+                };
+                if let Err(x) = r {
+                    bad_blobs.lock().unwrap_or_else(|e| e.into_inner()).push((
+                        e.id,
+                        *pid,
+                        x.to_string(),
+                    ));
                 }
             }
-            Err(e) => bad_packs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((*pid, e.to_string())),
-        }
-        for e in want {
-            let (o, l) = (e.offset as usize, e.length as usize);
-            let r = match bytes.get(o..o + l) {
-                Some(sealed) => {
-                    pack::open_blob(repo.key(), repo.id(), e, sealed, &path).map(|_| ())
-                }
-                None => Err(Error::corrupt(
-                    &path,
-                    format!("blob {} lies outside the pack", e.id),
-                )),
-            };
-            if let Err(x) = r {
-                bad_blobs.lock().unwrap_or_else(|e| e.into_inner()).push((
-                    e.id,
-                    *pid,
-                    x.to_string(),
-                ));
-            }
-        }
+        })
     });
     cancel.check()?;
     report.packs_read = to_read.len();

@@ -1,7 +1,7 @@
 //! An open repository: storage, keys, config and index, and the reads and
 //! writes of whole files every command builds on.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use rayon::prelude::*;
 
@@ -85,6 +85,9 @@ pub struct Repository {
     key_id: Id,
     config: Config,
     index: RwLock<Arc<Index>>,
+    /// Threads for reads from storage that wants more requests in flight
+    /// than there are cores; made on first use.
+    io_pool: OnceLock<Option<rayon::ThreadPool>>,
 }
 
 impl Repository {
@@ -126,6 +129,7 @@ impl Repository {
             key_id,
             config,
             index: RwLock::new(Arc::new(Index::default())),
+            io_pool: OnceLock::new(),
         })
     }
 
@@ -184,6 +188,7 @@ impl Repository {
                         key_id,
                         config,
                         index: RwLock::new(Arc::new(Index::default())),
+                        io_pool: OnceLock::new(),
                     });
                 }
                 Ok(None) => {}
@@ -336,23 +341,25 @@ impl Repository {
     /// Reads and decodes every index file, in parallel.
     pub fn read_index_files(&self) -> Result<Vec<(Id, IndexFile)>> {
         let files = self.backend.list(INDEX)?;
-        files
-            .par_iter()
-            .map(|f| {
-                let id = Id::from_hex(file_name(&f.path))
-                    .map_err(|_| Error::corrupt(&f.path, "not an index file name"))?;
-                let b = self.read_file(&f.path, limits::MAX_METADATA_FILE)?;
-                let idx: IndexFile = open_metadata(
-                    &self.key,
-                    self.id(),
-                    FileType::Index,
-                    Role::Index,
-                    &b,
-                    &f.path,
-                )?;
-                Ok((id, idx))
-            })
-            .collect()
+        self.in_io_pool(|| {
+            files
+                .par_iter()
+                .map(|f| {
+                    let id = Id::from_hex(file_name(&f.path))
+                        .map_err(|_| Error::corrupt(&f.path, "not an index file name"))?;
+                    let b = self.read_file(&f.path, limits::MAX_METADATA_FILE)?;
+                    let idx: IndexFile = open_metadata(
+                        &self.key,
+                        self.id(),
+                        FileType::Index,
+                        Role::Index,
+                        &b,
+                        &f.path,
+                    )?;
+                    Ok((id, idx))
+                })
+                .collect()
+        })
     }
 
     /// The index files that count: those no other index file supersedes.
@@ -420,6 +427,29 @@ impl Repository {
         pack::open_blob(&self.key, self.id(), &loc.entry, &sealed, &path)
     }
 
+    /// Runs `f`, whose parallel work is mostly waiting for storage reads,
+    /// on enough threads to keep the backend's connections busy: on a
+    /// remote service one request per core leaves most of the bandwidth
+    /// idle while each waits out its latency. Local storage runs `f` on
+    /// the ordinary pool.
+    pub fn in_io_pool<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        let pool = self.io_pool.get_or_init(|| {
+            let want = self.backend.connections();
+            if want <= rayon::current_num_threads() {
+                return None;
+            }
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(want)
+                .thread_name(|i| format!("cairn-io-{i}"))
+                .build()
+                .ok()
+        });
+        match pool {
+            Some(p) => p.install(f),
+            None => f(),
+        }
+    }
+
     /// Reads many blobs and hands each plaintext to `each` in the order of
     /// `ids`. Blobs that lie next to one another in a pack (a file's chunks,
     /// a database's pages) are fetched in one ranged read of up to
@@ -432,11 +462,11 @@ impl Repository {
         mut each: impl FnMut(Vec<u8>) -> Result<()>,
     ) -> Result<()> {
         let index = self.index();
-        let batch = 2 * rayon::current_num_threads().max(1);
+        let batch = 2 * rayon::current_num_threads().max(self.backend.connections());
         let mut spans: Vec<Span> = Vec::with_capacity(batch);
         let flush = |spans: &mut Vec<Span>, each: &mut dyn FnMut(Vec<u8>) -> Result<()>| {
             let read: Vec<Result<Vec<Vec<u8>>>> =
-                spans.par_iter().map(|s| self.read_span(s)).collect();
+                self.in_io_pool(|| spans.par_iter().map(|s| self.read_span(s)).collect());
             spans.clear();
             for r in read {
                 for b in r? {
@@ -599,10 +629,11 @@ impl Repository {
     /// All snapshots, oldest first.
     pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
         let ids = self.snapshot_ids()?;
-        let mut snaps = ids
-            .par_iter()
-            .map(|id| self.load_snapshot(id))
-            .collect::<Result<Vec<_>>>()?;
+        let mut snaps = self.in_io_pool(|| {
+            ids.par_iter()
+                .map(|id| self.load_snapshot(id))
+                .collect::<Result<Vec<_>>>()
+        })?;
         snaps.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
         Ok(snaps)
     }
@@ -690,5 +721,58 @@ mod tests {
         bad.push(Id::random());
         let e = repo.read_blobs(&bad, |_| Ok(())).unwrap_err();
         assert!(e.to_string().contains("not in the index"), "{e}");
+    }
+
+    /// Storage that wants more requests in flight than there are cores
+    /// gets that many reader threads; local storage keeps the ordinary
+    /// pool.
+    #[test]
+    fn io_pool_matches_the_backends_connections() {
+        let opts = InitOptions {
+            kdf_memory_kib: limits::MIN_KDF_MEMORY_KIB,
+            kdf_iterations: 1,
+            ..Default::default()
+        };
+        let local = tempfile::tempdir().unwrap();
+        let repo = Repository::init(
+            Arc::new(OpendalBackend::local(local.path(), true).unwrap()),
+            b"pw",
+            &opts,
+        )
+        .unwrap();
+        let cores = rayon::current_num_threads();
+        assert_eq!(repo.in_io_pool(rayon::current_num_threads), cores);
+
+        let remote = tempfile::tempdir().unwrap();
+        let root = remote.path().to_str().unwrap();
+        let op = opendal::Operator::new(opendal::services::Fs::default().root(root)).unwrap();
+        let want = cores + 5;
+        let backend = OpendalBackend::remote_with(
+            op,
+            "remote".into(),
+            &crate::backend::RemoteOptions {
+                connections: want,
+                rename_writes: false,
+                faults: None,
+            },
+        )
+        .unwrap();
+        let repo = Repository::init(Arc::new(backend), b"pw", &opts).unwrap();
+        assert_eq!(repo.in_io_pool(rayon::current_num_threads), want);
+        // Work inside the pool runs on its threads, in parallel.
+        let names: std::collections::HashSet<String> = repo.in_io_pool(|| {
+            (0..want * 4)
+                .into_par_iter()
+                .map(|_| {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    std::thread::current().name().unwrap_or("").to_string()
+                })
+                .collect()
+        });
+        assert!(
+            names.iter().all(|n| n.starts_with("cairn-io-")),
+            "{names:?}"
+        );
+        assert!(names.len() > cores, "{names:?}");
     }
 }

@@ -4,7 +4,7 @@
 //! holes, so sparse files stay sparse. Metadata comes last: ownership (as
 //! root), mode, extended attributes, then times, directories deepest first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
@@ -171,20 +171,24 @@ pub fn restore(
     let written = AtomicU64::new(0);
     let mut jobs: Vec<(Id, PackJob)> = by_pack.into_iter().collect();
     jobs.sort_by_key(|(id, _)| *id);
-    jobs.par_iter_mut().for_each(|(pack_id, blobs)| {
-        if cancel.is_cancelled() {
-            return;
-        }
-        blobs.sort_by_key(|(e, _)| e.offset);
-        if let Err(e) = restore_pack(repo, pack_id, blobs, &plan.files, progress, &written, &err) {
-            match e {
-                Error::Interrupted => {}
-                e => {
-                    let path = pack_path(pack_id);
-                    err(Path::new(&path), e.to_string());
+    repo.in_io_pool(|| {
+        jobs.par_iter_mut().for_each(|(pack_id, blobs)| {
+            if cancel.is_cancelled() {
+                return;
+            }
+            blobs.sort_by_key(|(e, _)| e.offset);
+            if let Err(e) =
+                restore_pack(repo, pack_id, blobs, &plan.files, progress, &written, &err)
+            {
+                match e {
+                    Error::Interrupted => {}
+                    e => {
+                        let path = pack_path(pack_id);
+                        err(Path::new(&path), e.to_string());
+                    }
                 }
             }
-        }
+        })
     });
     cancel.check()?;
 
@@ -433,8 +437,16 @@ fn restore_pack(
     let mut out = Outputs {
         files,
         open: HashMap::new(),
+        failed: HashSet::new(),
         err,
     };
+    // The last blob of this pack each file needs: it is closed after that.
+    let mut last_use: HashMap<usize, usize> = HashMap::new();
+    for (k, (_, targets)) in blobs.iter().enumerate() {
+        for (fi, _) in targets {
+            last_use.insert(*fi, k);
+        }
+    }
     let mut joiner = WriteJoiner::default();
     // Group consecutive blobs into reads whose gaps are small.
     let mut i = 0;
@@ -463,72 +475,110 @@ fn restore_pack(
                 return Err(e);
             }
         };
-        for (e, targets) in &blobs[i..j] {
+        for (k, (e, targets)) in blobs.iter().enumerate().take(j).skip(i) {
             let a = (u64::from(e.offset) - start) as usize;
             let sealed = &buf[a..a + e.length as usize];
-            let plain = match pack::open_blob(repo.key(), repo.id(), e, sealed, &path) {
-                Ok(p) => p,
+            match pack::open_blob(repo.key(), repo.id(), e, sealed, &path) {
+                Ok(plain) => {
+                    for (fi, off) in targets {
+                        for (a, b) in data_runs(&plain, *off) {
+                            joiner.write(&mut out, *fi, *off + a as u64, &plain[a..b]);
+                        }
+                        written.fetch_add(plain.len() as u64, Ordering::Relaxed);
+                        progress.bytes_written(plain.len() as u64);
+                    }
+                }
                 Err(x) => {
                     for (fi, _) in targets {
                         err(&files[*fi].target, format!("{x}; file is incomplete"));
                     }
-                    continue;
                 }
-            };
-            for (fi, off) in targets {
-                for (a, b) in data_runs(&plain, *off) {
-                    joiner.write(&mut out, *fi, *off + a as u64, &plain[a..b]);
+            }
+            for (fi, _) in targets {
+                if last_use.get(fi) == Some(&k) {
+                    joiner.flush_file(&mut out, *fi);
+                    out.close(*fi);
                 }
-                written.fetch_add(plain.len() as u64, Ordering::Relaxed);
-                progress.bytes_written(plain.len() as u64);
             }
         }
         i = j;
     }
     joiner.flush(&mut out);
-    // Databases are synced before they are renamed into place: start the
-    // write-back now, so that sync overlaps with the rest of the restore.
-    for (fi, f) in &out.open {
-        if let (Some(f), Some(_)) = (f, &files[*fi].final_path) {
-            use std::os::fd::AsRawFd;
-            // Safety: a valid open descriptor; the call only schedules I/O.
-            unsafe {
-                libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-            }
-        }
-    }
+    out.close_all();
     Ok(())
 }
 
-/// The files one pack's blobs go to, each opened once when first written
-/// (a database restores thousands of page blobs from one pack into one
-/// file). A file that cannot be opened is reported once.
+/// Open files a pack worker keeps at most. A pack of small files touches
+/// thousands of them; each is closed after its last blob in the pack, and
+/// should many stay open at once (blobs shared by many files), all are
+/// closed and reopened on demand, so descriptors stay bounded whatever the
+/// repository holds.
+const MAX_OPEN_FILES: usize = 32;
+
+/// The files one pack's blobs go to, each opened once while it is being
+/// written (a database restores thousands of page blobs from one pack into
+/// one file). A file that cannot be opened is reported once.
 struct Outputs<'a> {
     files: &'a [FilePlan],
-    open: HashMap<usize, Option<fs::File>>,
+    open: HashMap<usize, fs::File>,
+    failed: HashSet<usize>,
     err: &'a (dyn Fn(&Path, String) + Sync),
 }
 
 impl Outputs<'_> {
     fn write(&mut self, fi: usize, off: u64, data: &[u8]) {
+        if self.failed.contains(&fi) {
+            return;
+        }
         let target = &self.files[fi].target;
-        let f = self.open.entry(fi).or_insert_with(|| {
+        if !self.open.contains_key(&fi) {
+            if self.open.len() >= MAX_OPEN_FILES {
+                self.close_all();
+            }
             match OpenOptions::new()
                 .write(true)
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(target)
             {
-                Ok(f) => Some(f),
+                Ok(f) => {
+                    self.open.insert(fi, f);
+                }
                 Err(x) => {
                     (self.err)(target, format!("cannot open for writing: {x}"));
-                    None
+                    self.failed.insert(fi);
+                    return;
                 }
             }
-        });
-        if let Some(f) = f {
+        }
+        if let Some(f) = self.open.get(&fi) {
             if let Err(x) = f.write_all_at(data, off) {
                 (self.err)(target, format!("write failed: {x}"));
             }
+        }
+    }
+
+    /// Closes the file; a database's write-back starts now, since it is
+    /// synced before it is renamed into place and that sync then overlaps
+    /// with the rest of the restore.
+    fn close(&mut self, fi: usize) {
+        if let Some(f) = self.open.remove(&fi) {
+            start_writeback(&f, &self.files[fi]);
+        }
+    }
+
+    fn close_all(&mut self) {
+        for (fi, f) in self.open.drain() {
+            start_writeback(&f, &self.files[fi]);
+        }
+    }
+}
+
+fn start_writeback(f: &fs::File, plan: &FilePlan) {
+    if plan.final_path.is_some() {
+        use std::os::fd::AsRawFd;
+        // Safety: a valid open descriptor; the call only schedules I/O.
+        unsafe {
+            libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
         }
     }
 }
@@ -565,6 +615,12 @@ impl WriteJoiner {
             self.off = off;
         }
         self.buf.extend_from_slice(data);
+    }
+
+    fn flush_file(&mut self, out: &mut Outputs, fi: usize) {
+        if self.file == fi {
+            self.flush(out);
+        }
     }
 
     fn flush(&mut self, out: &mut Outputs) {

@@ -214,4 +214,8 @@ impl Backend for CachedBackend {
         let mut set = self.packs.write().unwrap_or_else(|e| e.into_inner());
         set.extend(packs.iter().cloned());
     }
+
+    fn connections(&self) -> usize {
+        self.inner.connections()
+    }
 }

@@ -48,4 +48,10 @@ pub trait Backend: Send + Sync {
     /// Tells a caching layer which packs hold metadata (tree blobs) and are
     /// worth keeping locally. Other backends ignore it.
     fn cache_packs(&self, _packs: &[String]) {}
+    /// How many requests are worth keeping in flight at once. Reads from a
+    /// local disk are bounded by the CPU (1: use one per core); a remote
+    /// service hides its latency only with several requests outstanding.
+    fn connections(&self) -> usize {
+        1
+    }
 }

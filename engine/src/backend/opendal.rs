@@ -54,6 +54,8 @@ pub struct OpendalBackend {
     /// rename so the new name survives a power loss.
     local_root: Option<PathBuf>,
     rename_writes: bool,
+    /// The concurrent request limit (1 for a local directory).
+    connections: usize,
 }
 
 impl OpendalBackend {
@@ -99,6 +101,7 @@ impl OpendalBackend {
             location,
             local_root: Some(root),
             rename_writes: false,
+            connections: 1,
         })
     }
 
@@ -138,6 +141,7 @@ impl OpendalBackend {
             location,
             local_root: None,
             rename_writes: opts.rename_writes,
+            connections: opts.connections.max(1),
         })
     }
 
@@ -356,6 +360,10 @@ fn s3_error_text(msg: &str) -> Option<String> {
 impl Backend for OpendalBackend {
     fn location(&self) -> &str {
         &self.location
+    }
+
+    fn connections(&self) -> usize {
+        self.connections
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {

@@ -333,3 +333,55 @@ fn restore_reproduces_every_file_type_and_attribute() {
         m.blocks() * 512
     );
 }
+
+/// A pack of thousands of small files, many of them sharing one blob, is
+/// restored under a descriptor limit far below the file count: the
+/// restorer closes each file after its last blob and bounds what stays
+/// open, instead of failing with "Too many open files".
+#[test]
+fn restore_of_many_small_files_stays_within_a_low_descriptor_limit() {
+    let f = Fixture::new();
+    let src = f.path("src");
+    for i in 0..3000u64 {
+        let len = 100 + (i as usize * 7) % 400;
+        write(
+            &src.join(format!("d{}/f{i}", i % 10)),
+            &pseudo_random(i, len),
+        );
+    }
+    let shared = pseudo_random(99_999, 3000);
+    for i in 0..200 {
+        write(&src.join(format!("same/s{i}")), &shared);
+    }
+    let b = f.backup([&src]);
+    assert!(b["errors"].as_array().unwrap().is_empty(), "{b}");
+
+    let target = f.path("restore");
+    let mut sh = Command::new("bash");
+    clean_env(&mut sh);
+    sh.stdin(std::process::Stdio::null())
+        .arg("-c")
+        .arg(r#"ulimit -n 128 && exec "$0" "$@""#)
+        .arg(cairn_bin())
+        .arg("-r")
+        .arg(&f.repo)
+        .args(["restore", "latest", "--json", "--target"])
+        .arg(&target)
+        .env("CAIRN_PASSWORD", &f.password)
+        .env("RAYON_NUM_THREADS", "2");
+    let r = run_command(sh);
+    r.code(0);
+    let summary = r.json();
+    assert!(
+        summary["errors"].as_array().unwrap().is_empty(),
+        "restore reported errors: {summary}"
+    );
+    let restored = under(&target, &src);
+    let want = files_by_size(&src);
+    assert_eq!(want.len(), 3200);
+    for (p, _) in want {
+        let rel = p.strip_prefix(&src).unwrap();
+        let got = fs::read(restored.join(rel)).unwrap();
+        assert!(got == fs::read(&p).unwrap(), "{} differs", rel.display());
+    }
+}

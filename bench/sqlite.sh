@@ -17,8 +17,9 @@
 #   (c) writer    a writer process (on CPU 0) commits small transactions
 #                 flat out for WRITER_SECONDS (default 20) at a time: alone,
 #                 while cairn backs the database up in a loop, while cairn
-#                 does so kept off CPU 0 with taskset, and while a
-#                 `nice -n 19` cairn does, WRITER_ROUNDS times (default 2)
+#                 does so kept off CPU 0 with taskset, and while cairn
+#                 --low-priority (nice 19, idle I/O class) does,
+#                 WRITER_ROUNDS times (default 2)
 #                 interleaved, then alone once more. Reports mean
 #                 transactions/s with backups relative to alone (target:
 #                 under 5% slower in WAL mode), commit latencies, how often
@@ -36,7 +37,7 @@
 #   DB_MB           database size in MiB (default 530; at least 500 for the report)
 #   UPDATE_FRACTION share of rows rewritten in (b) (default 0.001)
 #   WRITER_SECONDS  length of each writer run in (c) (default 20)
-#   WRITER_ROUNDS   rounds of (alone, cairn, pinned cairn, nice cairn) in (c) (default 2)
+#   WRITER_ROUNDS   rounds of (alone, cairn, pinned cairn, low-priority cairn) in (c) (default 2)
 #
 # Output: tables on stdout, $BENCH_DIR/results.tsv (timed phases),
 # $BENCH_DIR/writer.tsv (writer runs), $BENCH_DIR/ratios.tsv, and logs in
@@ -293,32 +294,32 @@ WRITER_TSV=$BENCH_DIR/writer.tsv
 printf 'run\tbackup\ttransactions\tseconds\ttps\twriter_cpu_s\ttx_per_cpu_s\tp50_ms\tp99_ms\tmax_ms\tbusy\twal_mib_at_end\tbackups_done\tbackups_failed\n' >"$WRITER_TSV"
 # The writer always runs on CPU 0. Backups run: not at all (none), with
 # the scheduler's choice of CPUs (cairn), on the other CPUs only (pinned:
-# no CPU contention with the writer beyond other processes), or under
-# nice -n 19 (nice).
+# no CPU contention with the writer beyond other processes), or with
+# --low-priority (low).
 NCPU=$(nproc)
 WRITER_PRE=()
-MODES=(cairn nice)
+MODES=(cairn low)
 if command -v taskset >/dev/null && (( NCPU >= 2 )); then
     WRITER_PRE=(taskset -c 0)
-    MODES=(cairn pinned nice)
+    MODES=(cairn pinned low)
 else
     warn "taskset missing or a single CPU: no pinned runs"
 fi
 declare -A TPS_SUM TPS_N BUSY_SUM TPC_SUM
-writer_run() { # NAME MODE(none|cairn|pinned|nice)
+writer_run() { # NAME MODE(none|cairn|pinned|low)
     local name=$1 mode=$2 stop=$BENCH_DIR/stop.$1 loop_pid= done_n=0 fail_n=0 out
     rm -f -- "$stop"
     if [[ $mode != none ]]; then
-        local -a pre=()
+        local -a pre=() opt=()
         case $mode in
-            nice) pre=(nice -n 19) ;;
+            low) opt=(--low-priority) ;;
             pinned) pre=(taskset -c "1-$((NCPU - 1))") ;;
         esac
         (
             i=0
             while [[ ! -e $stop ]]; do
                 i=$((i + 1))
-                if "${pre[@]}" "$CAIRN" -r "$CREPO" --json backup --sqlite "$DB" \
+                if "${pre[@]}" "$CAIRN" "${opt[@]}" -r "$CREPO" --json backup --sqlite "$DB" \
                     >"$LOGS/writer.$name.backup$i.out" 2>"$LOGS/writer.$name.backup$i.err"; then
                     echo ok >>"$LOGS/writer.$name.backups"
                 else
@@ -415,7 +416,7 @@ for m in "${MODES[@]}"; do
     case $m in
         cairn) what="cairn backs up in a loop" ;;
         pinned) what="cairn, kept off the writer's CPU, backs up in a loop" ;;
-        nice) what="a nice -n 19 cairn backs up in a loop" ;;
+        low) what="cairn --low-priority backs up in a loop" ;;
     esac
     row "writer_tps_with_$m" "$(mean_tps "$m")" "mean tps while $what"
     row "writer_tps_with_${m}_ratio" "$(ratio "$(mean_tps "$m")" "$BASE_TPS")" "over alone (target >= 0.95)"

@@ -58,6 +58,15 @@ pub struct Global {
     /// Do not lock the repository (read-only commands on read-only storage)
     #[arg(long, global = true)]
     pub no_lock: bool,
+    /// Run in the background: lowest CPU priority (nice 19) and the idle
+    /// I/O class, so the machine's applications keep the CPU and disk
+    #[arg(
+        long,
+        env = "CAIRN_LOW_PRIORITY",
+        global = true,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub low_priority: bool,
     /// The environment variable holding the password (CAIRN_PASSWORD unless
     /// this describes copy's source repository)
     #[arg(skip)]

@@ -55,6 +55,12 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     tune_allocator();
+    // Before any worker thread is started, so that all of them inherit it.
+    if cli.global.low_priority {
+        if let Err(e) = cairn_engine::priority::lower() {
+            eprintln!("cairn: warning: cannot lower priority, running at normal priority: {e}");
+        }
+    }
     interrupt::install();
     let code = match commands::run(cli) {
         Ok(code) => code,

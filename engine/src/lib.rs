@@ -27,6 +27,7 @@ pub mod limits;
 pub mod lock;
 pub mod pack;
 pub mod packer;
+pub mod priority;
 pub mod prune;
 pub mod repair;
 pub mod repofile;

@@ -47,15 +47,9 @@ fn stdin_backup_dumps_back_identically() {
     let mut stdin = child.stdin.take().unwrap();
     let data = input.clone();
     let writer = std::thread::spawn(move || stdin.write_all(&data).unwrap());
-    let out = child.wait_with_output().unwrap();
+    let out = wait_run(child, "cairn backup --stdin");
     writer.join().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = out.code(0).json();
     assert_eq!(stat(&v, "total_bytes"), input.len() as u64, "{v}");
     assert_eq!(stat(&v, "total_files"), 1, "{v}");
 
@@ -691,4 +685,107 @@ fn one_file_system_does_not_cross_mount_points() {
         paths.contains(&format!("{s}/mnt/elsewhere")),
         "without -x: {paths:?}"
     );
+}
+
+/// The nice value and I/O priority of every thread of process `pid`.
+fn thread_priorities(pid: u32) -> Vec<(String, i64, i64)> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let tid: i32 = t.file_name().to_string_lossy().parse().unwrap();
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised name: state is field 3, nice 19.
+        let close = stat.rfind(')').unwrap();
+        let name = stat[stat.find('(').unwrap() + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let nice: i64 = fields[16].parse().unwrap();
+        // Safety: ioprio_get only reads the thread's I/O priority.
+        let ioprio = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, tid) };
+        out.push((name, nice, ioprio));
+    }
+    out
+}
+
+/// Starts a stdin backup, waits until its worker threads exist, and
+/// returns every thread's priorities; then lets the backup finish.
+fn priorities_of_a_backup(f: &Fixture, flag: bool, env: bool) -> Vec<(String, i64, i64)> {
+    let mut c = f.command();
+    if flag {
+        c.arg("--low-priority");
+    }
+    if env {
+        c.env("CAIRN_LOW_PRIORITY", "1");
+    }
+    c.args(["backup", "--stdin", "--stdin-filename", "p.bin", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = thread_priorities(pid);
+    while seen.iter().filter(|t| t.0 == "cairn-io").count() == 0 {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("backup ended before reading its input ({status}): {err}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no I/O threads started: {seen:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        seen = thread_priorities(pid);
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&pseudo_random(61, MIB)).unwrap();
+    drop(stdin);
+    let out = wait_run(child, "cairn backup --stdin");
+    assert!(out.code(0).stderr.is_empty(), "{}", out.stderr);
+    seen
+}
+
+#[test]
+fn low_priority_puts_every_thread_in_the_background() {
+    let f = Fixture::new();
+    // Safety: reads this thread's nice value and I/O priority.
+    let (own_nice, own_io) = unsafe {
+        (
+            i64::from(libc::getpriority(libc::PRIO_PROCESS, 0)),
+            libc::syscall(libc::SYS_ioprio_get, 1, 0),
+        )
+    };
+    let normal = priorities_of_a_backup(&f, false, false);
+    assert!(normal.len() > 1, "{normal:?}");
+    for (name, nice, io) in &normal {
+        assert_eq!(
+            (*nice, *io),
+            (own_nice, own_io),
+            "thread {name} of a normal run"
+        );
+    }
+    // Idle class (3) in the class bits, from the flag and from the
+    // environment alike.
+    let idle = 3i64 << 13;
+    for (flag, env) in [(true, false), (false, true)] {
+        let low = priorities_of_a_backup(&f, flag, env);
+        assert!(low.len() > 1, "{low:?}");
+        for (name, nice, io) in &low {
+            assert_eq!(
+                (*nice, *io),
+                (19, idle),
+                "thread {name} with flag={flag} env={env}"
+            );
+        }
+    }
+    assert_eq!(f.all_snapshots().len(), 3);
 }

@@ -26,6 +26,7 @@ const CAIRN_VARS: &[&str] = &[
     "CAIRN_PASSWORD_COMMAND",
     "CAIRN_NEW_PASSWORD_FILE",
     "CAIRN_CACHE_DIR",
+    "CAIRN_LOW_PRIORITY",
     "CAIRN_FROM_REPOSITORY",
     "CAIRN_FROM_PASSWORD",
     "CAIRN_FROM_PASSWORD_FILE",
@@ -199,6 +200,19 @@ pub fn run_command(mut cmd: Command) -> Run {
         .unwrap_or_else(|e| panic!("cannot run {cmdline}: {e}"));
     Run {
         cmdline,
+        code: out.status.code().unwrap_or(-1),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Waits for a spawned command whose pipes the test drove itself.
+pub fn wait_run(child: std::process::Child, cmdline: &str) -> Run {
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for {cmdline}: {e}"));
+    Run {
+        cmdline: cmdline.into(),
         code: out.status.code().unwrap_or(-1),
         stdout: out.stdout,
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),

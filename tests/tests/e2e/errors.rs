@@ -350,14 +350,8 @@ fn interrupted_backup_exits_130_and_keeps_the_repository_consistent() {
     // SAFETY: kill(2) on our own child's pid.
     let r = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     assert_eq!(r, 0);
-    let out = child.wait_with_output().unwrap();
+    let run = wait_run(child, "cairn backup --stdin (interrupted)");
     writer.join().unwrap();
-    let run = Run {
-        cmdline: "cairn backup --stdin (interrupted)".into(),
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
     let line = run.fails(130);
     assert!(line.contains("interrupted"), "{line}");
     assert!(
@@ -446,13 +440,7 @@ fn exclusive_command_during_a_backup_exits_11() {
     );
 
     drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    wait_run(child, "cairn backup --stdin").code(0);
     assert_eq!(dir_files(&locks), 0, "the backup left its lock behind");
     // Now the exclusive command goes through.
     f.ok(["tag", "--add", "x", &first]);

@@ -234,6 +234,9 @@ measure() {
     local tool=$1 phase=$2 cwd=$3 key="$1/$2"
     local tf=$LOGS/$tool.$phase.time rc=0 wall user sys maxkb
     note "$tool $phase: ${CMD[*]}"
+    # Write out what earlier phases left dirty, untimed, so that their
+    # write-back does not land in this phase's time.
+    sync
     (cd "$cwd" && /usr/bin/time -f '%e %U %S %M' -o "$tf" "${CMD[@]}") \
         >"$LOGS/$tool.$phase.out" 2>"$LOGS/$tool.$phase.err" || rc=$?
     # On failure GNU time writes "Command exited with non-zero status N" first.

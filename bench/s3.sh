@@ -117,6 +117,9 @@ FAILED=()
 measure() { # TOOL PHASE
     local k=$1/$2 tf=$LOGS/$1.$2.time rc=0 w u s m
     note "$1 $2: ${CMD[*]}"
+    # Write out what earlier phases left dirty, untimed, so that their
+    # write-back does not land in this phase's time.
+    sync
     /usr/bin/time -f '%e %U %S %M' -o "$tf" "${CMD[@]}" >"$LOGS/$1.$2.out" 2>"$LOGS/$1.$2.err" || rc=$?
     read -r w u s m < <(tail -n1 "$tf") || true
     WALL[$k]=$w

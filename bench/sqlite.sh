@@ -172,6 +172,9 @@ measure() {
     shift
     local tf=$LOGS/$key.time
     note "$key: $*"
+    # Write out what earlier phases left dirty, untimed, so that their
+    # write-back does not land in this phase's time.
+    sync
     /usr/bin/time -f '%e %U %S %M' -o "$tf" "$@" >"$LOGS/$key.out" 2>"$LOGS/$key.err" || rc=$?
     read -r wall user sys maxkb < <(tail -n1 "$tf") || true
     WALL[$key]=${wall:-}

@@ -557,29 +557,17 @@ impl Outputs<'_> {
         }
     }
 
-    /// Closes the file; a database's write-back starts now, since it is
-    /// synced before it is renamed into place and that sync then overlaps
-    /// with the rest of the restore.
+    /// Closes the file. A database's pages are left to the kernel's
+    /// write-back until its sync before the rename: starting write-back
+    /// after every pack blocked the pack workers in the disk queue (about
+    /// 1.5 s of a 530 MiB database's restore, against 0.35 s for the one
+    /// final sync).
     fn close(&mut self, fi: usize) {
-        if let Some(f) = self.open.remove(&fi) {
-            start_writeback(&f, &self.files[fi]);
-        }
+        self.open.remove(&fi);
     }
 
     fn close_all(&mut self) {
-        for (fi, f) in self.open.drain() {
-            start_writeback(&f, &self.files[fi]);
-        }
-    }
-}
-
-fn start_writeback(f: &fs::File, plan: &FilePlan) {
-    if plan.final_path.is_some() {
-        use std::os::fd::AsRawFd;
-        // Safety: a valid open descriptor; the call only schedules I/O.
-        unsafe {
-            libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-        }
+        self.open.clear();
     }
 }
 

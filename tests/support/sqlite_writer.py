@@ -237,10 +237,24 @@ def cmd_update(a):
     print(json.dumps({"rows_updated": n}))
 
 
+def setup_query(conn, sql):
+    """Runs a setup statement before the timed loop, retrying for up to 10 s
+    while another connection (a backup opening the database) holds a lock
+    for a moment: the writer's busy timeout may be 0."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return conn.execute(sql).fetchall()
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def cmd_churn(a):
     conn = connect(a.db, timeout=a.busy_timeout_ms / 1000.0)
-    conn.execute("PRAGMA synchronous = %s" % a.synchronous)
-    (max_id,) = conn.execute("SELECT max(id) FROM items").fetchone()
+    setup_query(conn, "PRAGMA synchronous = %s" % a.synchronous)
+    ((max_id,),) = setup_query(conn, "SELECT max(id) FROM items")
     rng = random.Random(os.getpid())
     alphabet = "abcdefghijklmnopqrstuvwxyz "
     latencies = []

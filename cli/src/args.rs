@@ -43,7 +43,8 @@ pub struct Global {
     /// Print only errors
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Print more detail (repeat for more)
+    /// Print more detail: -v logs every storage request (operation, path,
+    /// bytes, time, outcome) to stderr
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Directory of the local metadata cache

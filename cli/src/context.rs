@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use cairn_engine::backend::{cache, location, Backend, CachedBackend, OpenOptions};
+use cairn_engine::backend::{cache, location, Backend, CachedBackend, LoggedBackend, OpenOptions};
 use cairn_engine::lock::{self, Cancel, LockGuard, LockTiming};
 use cairn_engine::Repository;
 
@@ -28,7 +28,16 @@ pub fn backend(g: &Global, create: bool) -> Result<Arc<dyn Backend>> {
         options: OpenOptions::parse_options(&g.option)?,
         connections: g.connections.map(usize::from),
     };
-    Ok(location::open(repo, &opts, create)?)
+    let backend = location::open(repo, &opts, create)?;
+    if g.verbose == 0 {
+        return Ok(backend);
+    }
+    // -v: one line per storage request, below the cache, so that what is
+    // logged is what the storage was asked.
+    Ok(LoggedBackend::wrap(
+        backend,
+        Arc::new(|line: &str| eprintln!("{line}")),
+    ))
 }
 
 fn strip_newline(mut s: Vec<u8>) -> Vec<u8> {

@@ -1,15 +1,17 @@
 //! Storage: the handful of operations the repository needs, behind a trait
 //! so that every backend (local directory, object stores, SFTP) and every
-//! decorator (cache, retries, fault injection) plugs in without touching
+//! decorator (cache, retries, fault injection, request log) plugs in without touching
 //! the rest of the engine.
 
 pub mod cache;
 pub mod faulty;
 pub mod location;
+pub mod logged;
 mod opendal;
 
 pub use self::cache::CachedBackend;
 pub use self::location::{open, Location, OpenOptions};
+pub use self::logged::LoggedBackend;
 pub use self::opendal::{OpendalBackend, RemoteOptions};
 
 use crate::error::Result;

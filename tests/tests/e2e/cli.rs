@@ -789,3 +789,79 @@ fn low_priority_puts_every_thread_in_the_background() {
     }
     assert_eq!(f.all_snapshots().len(), 3);
 }
+
+/// `-v` logs every storage request on stderr, one line each, with the
+/// bytes moved and the outcome; what it logs is what is in the repository.
+#[test]
+fn verbose_logs_every_storage_request() {
+    let f = Fixture::new();
+    let src = f.path("src");
+    write(&src.join("a"), &pseudo_random(62, 300 << 10));
+    write(&src.join("b"), b"small");
+    let quiet = f.ok([OsStr::new("backup"), src.as_os_str()]);
+    assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
+
+    write(&src.join("c"), &pseudo_random(63, 200 << 10));
+    let r = f.ok([OsStr::new("-v"), OsStr::new("backup"), src.as_os_str()]);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert!(
+        lines.iter().all(|l| l.starts_with("storage: ")),
+        "{}",
+        r.stderr
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("storage: read config -> ")));
+    // Every logged upload is in the repository with the logged size.
+    let mut uploads = 0;
+    for l in &lines {
+        let Some(rest) = l.strip_prefix("storage: write ") else {
+            continue;
+        };
+        let (path, rest) = rest.split_once(" (").unwrap();
+        let bytes: u64 = rest.split_once(" B)").unwrap().0.parse().unwrap();
+        assert!(rest.contains("-> ok in "), "{l}");
+        if path.starts_with("locks/") {
+            continue;
+        }
+        let on_disk = std::fs::metadata(f.repo.join(path)).unwrap().len();
+        assert_eq!(on_disk, bytes, "{l}");
+        uploads += 1;
+    }
+    // At least a data pack, an index and the snapshot.
+    for dir in ["data/", "index/", "snapshots/"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("storage: write {dir}"))),
+            "no upload to {dir}: {}",
+            r.stderr
+        );
+    }
+    assert!(uploads >= 3);
+
+    // A request that fails is logged with its error.
+    let pack = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("storage: write data/"))
+        .map(|rest| format!("data/{}", rest.split_once(' ').unwrap().0))
+        .unwrap();
+    std::fs::remove_file(f.repo.join(&pack)).unwrap();
+    let target = f.path("out");
+    let r = f.run([
+        OsStr::new("-v"),
+        OsStr::new("restore"),
+        OsStr::new("latest"),
+        OsStr::new("--target"),
+        target.as_os_str(),
+    ]);
+    r.no_panic();
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l.starts_with(&format!("storage: read {pack} ")) && l.contains("-> error: ")),
+        "{}",
+        r.stderr
+    );
+}

@@ -403,6 +403,11 @@ mod tests {
         std::thread::sleep(Duration::from_millis(300));
         assert_ne!(g.path(), first, "lock was not refreshed");
         assert_eq!(r.backend().list(LOCKS).unwrap().len(), 1);
+        // The holder dies: its refresh stops and its lock file stays.
+        let mut g = g;
+        *g.shared.stop.lock().unwrap() = true;
+        g.shared.wake.notify_all();
+        g.thread.take().unwrap().join().unwrap();
         std::mem::forget(g);
         // A lock whose age exceeds the stale limit is taken over.
         let old = LockTiming {
@@ -411,6 +416,7 @@ mod tests {
         };
         std::thread::sleep(Duration::from_millis(5));
         let g2 = lock(&r, true, Duration::ZERO, old, &c).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
         assert_eq!(remove_locks(&r, false, &old).unwrap(), 2);
         drop(g2);
     }

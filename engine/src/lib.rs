@@ -36,6 +36,7 @@ pub mod restorer;
 pub mod selector;
 pub mod sqlite;
 pub mod units;
+pub mod writeback;
 
 pub use error::{Error, ErrorKind, Result};
 pub use id::Id;

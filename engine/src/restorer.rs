@@ -180,23 +180,29 @@ pub fn restore(
             .map(|f| f.target.as_path()),
     );
     repo.in_io_pool(|| {
-        jobs.par_iter_mut().for_each(|(pack_id, blobs)| {
-            if cancel.is_cancelled() {
-                return;
-            }
-            blobs.sort_by_key(|(e, _)| e.offset);
-            if let Err(e) =
-                restore_pack(repo, pack_id, blobs, &plan.files, progress, &written, &err)
-            {
-                match e {
-                    Error::Interrupted => {}
-                    e => {
-                        let path = pack_path(pack_id);
-                        err(Path::new(&path), e.to_string());
+        // Each worker reads every span of its packs into the same buffer.
+        jobs.par_iter_mut()
+            .for_each_init(Vec::new, |buf, (pack_id, blobs)| {
+                if cancel.is_cancelled() {
+                    return;
+                }
+                blobs.sort_by_key(|(e, _)| e.offset);
+                let ctx = PackContext {
+                    files: &plan.files,
+                    progress,
+                    written: &written,
+                    err: &err,
+                };
+                if let Err(e) = restore_pack(repo, pack_id, blobs, &ctx, buf) {
+                    match e {
+                        Error::Interrupted => {}
+                        e => {
+                            let path = pack_path(pack_id);
+                            err(Path::new(&path), e.to_string());
+                        }
                     }
                 }
-            }
-        })
+            })
     });
     drop(writeback);
     cancel.check()?;
@@ -431,16 +437,29 @@ fn create_file(p: &Path, size: u64) -> std::io::Result<()> {
 
 use std::os::unix::fs::MetadataExt;
 
-#[allow(clippy::too_many_arguments)]
+/// What every pack worker shares: the files, and where progress and
+/// errors go.
+struct PackContext<'a> {
+    files: &'a [FilePlan],
+    progress: &'a dyn RestoreProgress,
+    written: &'a AtomicU64,
+    err: &'a (dyn Fn(&Path, String) + Sync),
+}
+
+/// Restores the blobs that one pack holds, reading it in spans into `buf`.
 fn restore_pack(
     repo: &Repository,
     pack_id: &Id,
     blobs: &[(PackEntry, Vec<(usize, u64)>)],
-    files: &[FilePlan],
-    progress: &dyn RestoreProgress,
-    written: &AtomicU64,
-    err: &(dyn Fn(&Path, String) + Sync),
+    ctx: &PackContext,
+    buf: &mut Vec<u8>,
 ) -> Result<()> {
+    let PackContext {
+        files,
+        progress,
+        written,
+        err,
+    } = *ctx;
     let path = pack_path(pack_id);
     let backend = repo.backend();
     let mut out = Outputs {
@@ -477,13 +496,10 @@ fn restore_pack(
             used = new_used;
             j += 1;
         }
-        let buf = match backend.read_range(&path, start, end - start) {
-            Ok(b) => b,
-            Err(e) => {
-                joiner.flush(&mut out);
-                return Err(e);
-            }
-        };
+        if let Err(e) = backend.read_range_into(&path, start, end - start, buf) {
+            joiner.flush(&mut out);
+            return Err(e);
+        }
         for (k, (e, targets)) in blobs.iter().enumerate().take(j).skip(i) {
             let a = (u64::from(e.offset) - start) as usize;
             let sealed = &buf[a..a + e.length as usize];

@@ -168,6 +168,14 @@ impl Backend for CachedBackend {
         self.inner.read_range(path, offset, len)
     }
 
+    fn read_range_into(&self, path: &str, offset: u64, len: u64, buf: &mut Vec<u8>) -> Result<()> {
+        if self.cacheable(path) {
+            *buf = self.read_range(path, offset, len)?;
+            return Ok(());
+        }
+        self.inner.read_range_into(path, offset, len, buf)
+    }
+
     fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
         let keep = (path.starts_with(INDEX) || path.starts_with(SNAPSHOTS)).then(|| data.clone());
         self.inner.write(path, data)?;

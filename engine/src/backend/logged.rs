@@ -70,6 +70,21 @@ impl Backend for LoggedBackend {
         )
     }
 
+    fn read_range_into(&self, path: &str, offset: u64, len: u64, buf: &mut Vec<u8>) -> Result<()> {
+        self.logged(
+            "read",
+            path,
+            format!("at {offset} ({len} B)"),
+            |n: &usize| format!("{n} B"),
+            || {
+                self.inner
+                    .read_range_into(path, offset, len, buf)
+                    .map(|()| buf.len())
+            },
+        )
+        .map(|_| ())
+    }
+
     fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
         let len = data.len();
         self.logged(

@@ -34,6 +34,13 @@ pub trait Backend: Send + Sync {
     fn read(&self, path: &str) -> Result<Vec<u8>>;
     /// `len` bytes at `offset`; fewer bytes than asked is an error.
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+    /// `read_range` into `buf`, whose contents are replaced: a reader of
+    /// many ranges (a restore) reuses one buffer instead of taking fresh
+    /// memory from the system for each read.
+    fn read_range_into(&self, path: &str, offset: u64, len: u64, buf: &mut Vec<u8>) -> Result<()> {
+        *buf = self.read_range(path, offset, len)?;
+        Ok(())
+    }
     /// Stores the file atomically and durably.
     fn write(&self, path: &str, data: Vec<u8>) -> Result<()>;
     /// All files below `dir` (recursively).

@@ -8,6 +8,7 @@
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
 use rand::RngCore;
+use std::ops::Range;
 
 use crate::id::Id;
 
@@ -75,6 +76,13 @@ impl MasterKey {
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         open_with(&self.cipher, aad, sealed)
     }
+
+    /// Like `open`, but decrypts where the bytes lie and returns the range
+    /// of `sealed` that then holds the plaintext: a restore opens every
+    /// blob of a pack span this way, without a copy or an allocation each.
+    pub fn open_in_place(&self, aad: &[u8], sealed: &mut [u8]) -> Option<Range<usize>> {
+        open_in_place_with(&self.cipher, aad, sealed)
+    }
 }
 
 impl Drop for MasterKey {
@@ -111,6 +119,27 @@ fn seal_with(cipher: &XChaCha20Poly1305, aad: &[u8], plaintext: &[u8]) -> Vec<u8
         .expect("message within XChaCha20-Poly1305 length limit");
     out.extend_from_slice(&tag);
     out
+}
+
+/// Decrypts nonce || ciphertext || tag where it lies after authenticating
+/// it; the plaintext is then `sealed[NONCE_LEN..sealed.len() - TAG_LEN]`.
+/// The cipher checks the tag before it decrypts, so a part that fails is
+/// left as it was.
+fn open_in_place_with(
+    cipher: &XChaCha20Poly1305,
+    aad: &[u8],
+    sealed: &mut [u8],
+) -> Option<Range<usize>> {
+    if sealed.len() < OVERHEAD {
+        return None;
+    }
+    let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
+    let split = rest.len() - TAG_LEN;
+    let (ct, tag) = rest.split_at_mut(split);
+    cipher
+        .decrypt_in_place_detached(XNonce::from_slice(nonce), aad, ct, Tag::from_slice(tag))
+        .ok()?;
+    Some(NONCE_LEN..NONCE_LEN + split)
 }
 
 fn open_with(cipher: &XChaCha20Poly1305, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
@@ -151,6 +180,35 @@ mod tests {
             assert!(k.open(b"aad", &bad).is_none(), "flip at {i} accepted");
         }
         assert!(k.open(b"aad", &sealed[..10]).is_none());
+    }
+
+    #[test]
+    fn open_in_place_agrees_with_open() {
+        let k = MasterKey::generate();
+        let sealed = k.seal(b"aad", b"hello world");
+        let mut b = sealed.clone();
+        let r = k.open_in_place(b"aad", &mut b).unwrap();
+        assert_eq!(r, NONCE_LEN..NONCE_LEN + 11);
+        assert_eq!(&b[r], b"hello world");
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            let before = bad.clone();
+            assert!(
+                k.open_in_place(b"aad", &mut bad).is_none(),
+                "flip at {i} accepted"
+            );
+            assert_eq!(bad, before, "a part that fails is left as it was");
+        }
+        assert!(k.open_in_place(b"aae", &mut sealed.clone()).is_none());
+        assert!(k
+            .open_in_place(b"aad", &mut sealed[..OVERHEAD - 1].to_vec())
+            .is_none());
+        let empty = k.seal(b"aad", b"");
+        assert_eq!(
+            k.open_in_place(b"aad", &mut empty.clone()),
+            Some(NONCE_LEN..NONCE_LEN)
+        );
     }
 
     #[test]

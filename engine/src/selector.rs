@@ -154,27 +154,14 @@ pub fn find_snapshot(
 pub fn root_node(s: &Snapshot) -> Node {
     let t = s.time.timestamp_nanos_opt().unwrap_or(0);
     Node {
-        name: b"/".to_vec(),
-        kind: NodeKind::Dir,
         mode: 0o755,
         uid: s.uid,
         gid: s.gid,
-        user: None,
-        group: None,
         mtime: t,
         ctime: t,
         atime: t,
-        inode: 0,
-        device: 0,
-        links: 1,
-        size: 0,
-        link_target: None,
-        xattrs: Vec::new(),
-        rdev: 0,
-        content: Vec::new(),
         subtree: Some(s.tree),
-        lists: Vec::new(),
-        sqlite: None,
+        ..Node::bare(b"/", NodeKind::Dir)
     }
 }
 

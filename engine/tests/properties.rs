@@ -635,27 +635,10 @@ proptest! {
 
 fn node(name: &[u8], kind: NodeKind) -> Node {
     Node {
-        name: name.to_vec(),
-        kind,
         mode: 0o755,
-        uid: 0,
-        gid: 0,
-        user: None,
-        group: None,
-        mtime: 0,
-        ctime: 0,
-        atime: 0,
-        inode: 0,
-        device: 0,
-        links: 1,
-        size: 0,
         link_target: (kind == NodeKind::Symlink).then(|| b"t".to_vec()),
-        xattrs: Vec::new(),
-        rdev: 0,
-        content: Vec::new(),
-        lists: Vec::new(),
         subtree: (kind == NodeKind::Dir).then_some(Id([1; 32])),
-        sqlite: None,
+        ..Node::bare(name, kind)
     }
 }
 

@@ -3,7 +3,7 @@
 #![no_main]
 
 use cairn_engine::pack::{self, TRAILER_LEN};
-use cairn_fuzz::{key, REPO};
+use cairn_fuzz::{key, open_blob_both, REPO};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         for e in &entries {
             let end = (e.offset as usize).checked_add(e.length as usize).unwrap();
             assert!(end <= data.len());
-            let _ = pack::open_blob(k, &REPO, e, &data[e.offset as usize..end], "p");
+            let _ = open_blob_both(e, &data[e.offset as usize..end]);
         }
     }
     if data.len() >= TRAILER_LEN {
@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
                 if let Some(end) = end {
                     assert!(u64::from(e.offset) + u64::from(e.length) <= end);
                 }
-                let _ = pack::open_blob(k, &REPO, e, data, "p");
+                let _ = open_blob_both(e, data);
             }
         } else {
             assert!(pack::check_entries(data, end, "p").is_err());

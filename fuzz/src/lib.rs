@@ -39,6 +39,29 @@ pub fn key() -> &'static MasterKey {
     K.get_or_init(|| MasterKey::from_secret(SECRET))
 }
 
+/// Opens a blob both ways a reader does, from a copy (`open_blob`) and
+/// where it lies (`open_blob_in_place`, as a restore does), and checks
+/// that they agree on the plaintext or on the error.
+pub fn open_blob_both(e: &PackEntry, sealed: &[u8]) -> Option<Vec<u8>> {
+    let copy = pack::open_blob(key(), &REPO, e, sealed, "p");
+    let mut buf = sealed.to_vec();
+    let in_place = pack::open_blob_in_place(key(), &REPO, e, &mut buf, "p").map(|o| match o {
+        pack::Opened::InPlace(r) => buf[r].to_vec(),
+        pack::Opened::Decompressed(d) => d,
+    });
+    match (copy, in_place) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a, b, "in-place opening gave other plaintext");
+            Some(a)
+        }
+        (Err(a), Err(b)) => {
+            assert_eq!(a.to_string(), b.to_string(), "in-place opening failed otherwise");
+            None
+        }
+        (a, b) => panic!("openings disagree: {a:?} against {b:?}"),
+    }
+}
+
 /// The associated data of a key file's wrapped secret (format-spec §5).
 pub fn key_wrap_aad() -> Vec<u8> {
     let mut a = format::header(FileType::Key).to_vec();
@@ -80,27 +103,16 @@ pub fn seal_cbor_as_config(cbor: &[u8]) -> Vec<u8> {
 
 fn node(name: &[u8], kind: NodeKind) -> Node {
     Node {
-        name: name.to_vec(),
-        kind,
         mode: 0o644,
         uid: 1000,
         gid: 1000,
         user: Some("alice".into()),
-        group: None,
         mtime: 1_700_000_000_123_456_789,
         ctime: 1_700_000_000_000_000_000,
         atime: -5,
         inode: 42,
         device: 2049,
-        links: 1,
-        size: 0,
-        link_target: None,
-        xattrs: Vec::new(),
-        rdev: 0,
-        content: Vec::new(),
-        lists: Vec::new(),
-        subtree: None,
-        sqlite: None,
+        ..Node::bare(name, kind)
     }
 }
 

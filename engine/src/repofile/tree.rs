@@ -116,6 +116,35 @@ fn is_zero(v: &u64) -> bool {
 }
 
 impl Node {
+    /// A node of `kind` named `name` with nothing else set: owner 0, mode
+    /// 0, times 0, one link, no content, children or extras. Builders of
+    /// synthetic nodes fill in what they know on top of it.
+    pub fn bare(name: &[u8], kind: NodeKind) -> Node {
+        Node {
+            name: name.to_vec(),
+            kind,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            user: None,
+            group: None,
+            mtime: 0,
+            ctime: 0,
+            atime: 0,
+            inode: 0,
+            device: 0,
+            links: 1,
+            size: 0,
+            link_target: None,
+            xattrs: Vec::new(),
+            rdev: 0,
+            content: Vec::new(),
+            lists: Vec::new(),
+            subtree: None,
+            sqlite: None,
+        }
+    }
+
     /// The name as an OS string (names are arbitrary bytes on Unix).
     pub fn os_name(&self) -> &std::ffi::OsStr {
         use std::os::unix::ffi::OsStrExt;

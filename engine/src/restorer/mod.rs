@@ -4,7 +4,7 @@
 //! holes, so sparse files stay sparse. Metadata comes last: ownership (as
 //! root), mode, extended attributes, then times, directories deepest first.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
@@ -20,13 +20,12 @@ use crate::error::{Error, Result};
 use crate::excludes::Excludes;
 use crate::id::Id;
 use crate::lock::Cancel;
-use crate::pack::{self, PackEntry};
+use crate::pack::PackEntry;
 use crate::repofile::tree::{Node, NodeKind};
-use crate::repository::{pack_path, Repository, READ_SPAN};
+use crate::repository::{pack_path, Repository};
 
-/// A pack read covering several blobs is used when the bytes between them
-/// are at most this share of what is read.
-const MAX_GAP_SHARE: f64 = 0.5;
+mod unpack;
+use unpack::{restore_pack, PackContext};
 
 pub struct RestoreOptions {
     pub target: PathBuf,
@@ -437,237 +436,6 @@ fn create_file(p: &Path, size: u64) -> std::io::Result<()> {
 
 use std::os::unix::fs::MetadataExt;
 
-/// What every pack worker shares: the files, and where progress and
-/// errors go.
-struct PackContext<'a> {
-    files: &'a [FilePlan],
-    progress: &'a dyn RestoreProgress,
-    written: &'a AtomicU64,
-    err: &'a (dyn Fn(&Path, String) + Sync),
-}
-
-/// Restores the blobs that one pack holds, reading it in spans into `buf`.
-fn restore_pack(
-    repo: &Repository,
-    pack_id: &Id,
-    blobs: &[(PackEntry, Vec<(usize, u64)>)],
-    ctx: &PackContext,
-    buf: &mut Vec<u8>,
-) -> Result<()> {
-    let PackContext {
-        files,
-        progress,
-        written,
-        err,
-    } = *ctx;
-    let path = pack_path(pack_id);
-    let backend = repo.backend();
-    let mut out = Outputs {
-        files,
-        open: HashMap::new(),
-        failed: HashSet::new(),
-        err,
-    };
-    // The last blob of this pack each file needs: it is closed after that.
-    let mut last_use: HashMap<usize, usize> = HashMap::new();
-    for (k, (_, targets)) in blobs.iter().enumerate() {
-        for (fi, _) in targets {
-            last_use.insert(*fi, k);
-        }
-    }
-    let mut joiner = WriteJoiner::default();
-    // Group consecutive blobs into reads whose gaps are small.
-    let mut i = 0;
-    while i < blobs.len() {
-        let start = u64::from(blobs[i].0.offset);
-        let mut end = start + u64::from(blobs[i].0.length);
-        let mut used = end - start;
-        let mut j = i + 1;
-        while j < blobs.len() {
-            let e = &blobs[j].0;
-            let new_end = (u64::from(e.offset) + u64::from(e.length)).max(end);
-            let new_used = used + u64::from(e.length);
-            if new_end - start > READ_SPAN
-                || (new_end - start - new_used) as f64 > MAX_GAP_SHARE * (new_end - start) as f64
-            {
-                break;
-            }
-            end = new_end;
-            used = new_used;
-            j += 1;
-        }
-        if let Err(e) = backend.read_range_into(&path, start, end - start, buf) {
-            joiner.flush(&mut out);
-            return Err(e);
-        }
-        for (k, (e, targets)) in blobs.iter().enumerate().take(j).skip(i) {
-            let a = (u64::from(e.offset) - start) as usize;
-            let sealed = &buf[a..a + e.length as usize];
-            match pack::open_blob(repo.key(), repo.id(), e, sealed, &path) {
-                Ok(plain) => {
-                    for (fi, off) in targets {
-                        for (a, b) in data_runs(&plain, *off) {
-                            joiner.write(&mut out, *fi, *off + a as u64, &plain[a..b]);
-                        }
-                        written.fetch_add(plain.len() as u64, Ordering::Relaxed);
-                        progress.bytes_written(plain.len() as u64);
-                    }
-                }
-                Err(x) => {
-                    for (fi, _) in targets {
-                        err(&files[*fi].target, format!("{x}; file is incomplete"));
-                    }
-                }
-            }
-            for (fi, _) in targets {
-                if last_use.get(fi) == Some(&k) {
-                    joiner.flush_file(&mut out, *fi);
-                    out.close(*fi);
-                }
-            }
-        }
-        i = j;
-    }
-    joiner.flush(&mut out);
-    out.close_all();
-    Ok(())
-}
-
-/// Open files a pack worker keeps at most. A pack of small files touches
-/// thousands of them; each is closed after its last blob in the pack, and
-/// should many stay open at once (blobs shared by many files), all are
-/// closed and reopened on demand, so descriptors stay bounded whatever the
-/// repository holds.
-const MAX_OPEN_FILES: usize = 32;
-
-/// The files one pack's blobs go to, each opened once while it is being
-/// written (a database restores thousands of page blobs from one pack into
-/// one file). A file that cannot be opened is reported once.
-struct Outputs<'a> {
-    files: &'a [FilePlan],
-    open: HashMap<usize, fs::File>,
-    failed: HashSet<usize>,
-    err: &'a (dyn Fn(&Path, String) + Sync),
-}
-
-impl Outputs<'_> {
-    fn write(&mut self, fi: usize, off: u64, data: &[u8]) {
-        if self.failed.contains(&fi) {
-            return;
-        }
-        let target = &self.files[fi].target;
-        if !self.open.contains_key(&fi) {
-            if self.open.len() >= MAX_OPEN_FILES {
-                self.close_all();
-            }
-            match OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(target)
-            {
-                Ok(f) => {
-                    self.open.insert(fi, f);
-                }
-                Err(x) => {
-                    (self.err)(target, format!("cannot open for writing: {x}"));
-                    self.failed.insert(fi);
-                    return;
-                }
-            }
-        }
-        if let Some(f) = self.open.get(&fi) {
-            if let Err(x) = f.write_all_at(data, off) {
-                (self.err)(target, format!("write failed: {x}"));
-            }
-        }
-    }
-
-    /// Closes the file. Workers never start a database's write-back
-    /// themselves: doing so after every pack blocked them in the disk
-    /// queue (about 1.5 s of a 530 MiB database's restore); a separate
-    /// thread does it (see [`crate::writeback`]).
-    fn close(&mut self, fi: usize) {
-        self.open.remove(&fi);
-    }
-
-    fn close_all(&mut self) {
-        self.open.clear();
-    }
-}
-
-/// Small writes shorter than this are joined with the writes that continue
-/// them; longer ones go straight to the file.
-const JOIN_BELOW: usize = 64 << 10;
-/// Largest joined write.
-const JOIN_MAX: usize = 1 << 20;
-
-/// Joins writes that continue one another in the same file into one system
-/// call: a database comes back as one small page blob after another, and a
-/// call per page would cost more than decrypting it.
-#[derive(Default)]
-struct WriteJoiner {
-    file: usize,
-    off: u64,
-    buf: Vec<u8>,
-}
-
-impl WriteJoiner {
-    fn write(&mut self, out: &mut Outputs, fi: usize, off: u64, data: &[u8]) {
-        let continues = !self.buf.is_empty()
-            && self.file == fi
-            && self.off + self.buf.len() as u64 == off
-            && self.buf.len() + data.len() <= JOIN_MAX;
-        if !continues {
-            self.flush(out);
-            if data.len() >= JOIN_BELOW {
-                out.write(fi, off, data);
-                return;
-            }
-            self.file = fi;
-            self.off = off;
-        }
-        self.buf.extend_from_slice(data);
-    }
-
-    fn flush_file(&mut self, out: &mut Outputs, fi: usize) {
-        if self.file == fi {
-            self.flush(out);
-        }
-    }
-
-    fn flush(&mut self, out: &mut Outputs) {
-        if !self.buf.is_empty() {
-            out.write(self.file, self.off, &self.buf);
-            self.buf.clear();
-        }
-    }
-}
-
-/// Block size for hole detection: runs of zeros covering whole blocks of
-/// the file are not written, so the file system keeps them as holes.
-const HOLE_BLOCK: u64 = 4096;
-
-/// The ranges of `data` (to be written at file offset `off`) that must be
-/// written: everything except whole file blocks of zeros.
-fn data_runs(data: &[u8], off: u64) -> Vec<(usize, usize)> {
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    let mut i = 0usize;
-    while i < data.len() {
-        // Up to the next block boundary of the file.
-        let pos = off + i as u64;
-        let end = ((pos / HOLE_BLOCK + 1) * HOLE_BLOCK - off).min(data.len() as u64) as usize;
-        let whole = pos.is_multiple_of(HOLE_BLOCK) && (end - i) as u64 == HOLE_BLOCK;
-        if !(whole && data[i..end].iter().all(|&b| b == 0)) {
-            match runs.last_mut() {
-                Some(r) if r.1 == i => r.1 = end,
-                _ => runs.push((i, end)),
-            }
-        }
-        i = end;
-    }
-    runs
-}
-
 fn make_other(path: &Path, n: &Node) -> std::result::Result<(), String> {
     if let Ok(m) = fs::symlink_metadata(path) {
         let r = if m.is_dir() {
@@ -822,23 +590,4 @@ pub fn dump_file(repo: &Repository, n: &Node, out: &mut dyn std::io::Write) -> R
             .map_err(|e| Error::io("standard output", e))
     })?;
     out.flush().map_err(|e| Error::io("standard output", e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn zero_blocks_become_holes() {
-        let mut d = vec![0u8; 5 * 4096];
-        d[10] = 1;
-        d[3 * 4096 + 5] = 1;
-        assert_eq!(data_runs(&d, 0), vec![(0, 4096), (3 * 4096, 4 * 4096)]);
-        // Unaligned start: partial blocks are always written.
-        let r = data_runs(&d, 100);
-        assert_eq!(r.first().map(|x| x.0), Some(0));
-        assert!(r.iter().all(|(a, b)| a < b && *b <= d.len()));
-        assert!(data_runs(&vec![0u8; 8192], 0).is_empty());
-        assert_eq!(data_runs(&[0u8; 10], 0), vec![(0, 10)]);
-    }
 }

@@ -13,7 +13,8 @@
 #                 the wall time of the incremental backup
 #   (d) restore   both restore the database (cairn's restore includes its
 #                 fsync and PRAGMA integrity_check); checked against the
-#                 database's SHA-256
+#                 database's SHA-256; RESTORE_ROUNDS times (default 3),
+#                 taking turns to go first, reporting the median
 #   (c) writer    a writer process (on CPU 0) commits small transactions
 #                 flat out for WRITER_SECONDS (default 20) at a time: alone,
 #                 while cairn backs the database up in a loop, while cairn
@@ -38,6 +39,7 @@
 #   UPDATE_FRACTION share of rows rewritten in (b) (default 0.001)
 #   WRITER_SECONDS  length of each writer run in (c) (default 20)
 #   WRITER_ROUNDS   rounds of (alone, cairn, pinned cairn, low-priority cairn) in (c) (default 2)
+#   RESTORE_ROUNDS  restores of the database by each tool in (d) (default 3)
 #
 # Output: tables on stdout, $BENCH_DIR/results.tsv (timed phases),
 # $BENCH_DIR/writer.tsv (writer runs), $BENCH_DIR/ratios.tsv, and logs in
@@ -59,9 +61,11 @@ DB_MB=${DB_MB:-530}
 UPDATE_FRACTION=${UPDATE_FRACTION:-0.001}
 WRITER_SECONDS=${WRITER_SECONDS:-20}
 WRITER_ROUNDS=${WRITER_ROUNDS:-2}
+RESTORE_ROUNDS=${RESTORE_ROUNDS:-3}
 [[ $DB_MB =~ ^[0-9]+$ ]] || die "DB_MB must be a whole number of MiB"
 [[ $WRITER_SECONDS =~ ^[0-9]+$ ]] || die "WRITER_SECONDS must be a whole number"
 [[ $WRITER_ROUNDS =~ ^[1-9][0-9]*$ ]] || die "WRITER_ROUNDS must be a positive whole number"
+[[ $RESTORE_ROUNDS =~ ^[1-9][0-9]*$ ]] || die "RESTORE_ROUNDS must be a positive whole number"
 # bulk rows take ~1026 bytes each with 4 KiB pages (4 rows a page).
 ROWS=$(( DB_MB * 1048576 / 1026 ))
 
@@ -280,16 +284,48 @@ verify() { # KEY FILE
         say "    restore check ok: SHA-256 matches the database"
     fi
 }
-if measure cairn.restore "$CAIRN" -r "$CREPO" restore "latest:$DB" --target "$RESTORE/cairn"; then
-    verify cairn.restore "$RESTORE/cairn/app.db"
-fi
-rm -rf -- "$RESTORE/cairn"
-if measure restic.restore restic -r "$RREPO" restore latest --target "$RESTORE/restic"; then
-    verify restic.restore "$RESTORE/restic$DB"
-    # What cairn's restore does beyond writing the file: the integrity check.
-    measure integrity_check.restored sqlite3 "$RESTORE/restic$DB" 'PRAGMA integrity_check' || true
-fi
-rm -rf -- "$RESTORE/restic"
+# One run per tool is not enough: on a virtual machine, how fast the
+# kernel finds memory for the restored file's pages swings a single run's
+# system time by 2x and more. The tools take turns going first, and the
+# median of the rounds is reported.
+restore_once() { # TOOL ROUND
+    local t=$1 r=$2 k=$1.restore.r$2
+    if [[ $t == cairn ]]; then
+        if measure "$k" "$CAIRN" -r "$CREPO" restore "latest:$DB" --target "$RESTORE/cairn"; then
+            verify "$k" "$RESTORE/cairn/app.db"
+        fi
+        rm -rf -- "$RESTORE/cairn"
+    else
+        if measure "$k" restic -r "$RREPO" restore latest --target "$RESTORE/restic"; then
+            verify "$k" "$RESTORE/restic$DB"
+            # What cairn's restore does beyond writing the file: the
+            # integrity check.
+            if (( r == 1 )); then
+                measure integrity_check.restored sqlite3 "$RESTORE/restic$DB" 'PRAGMA integrity_check' || true
+            fi
+        fi
+        rm -rf -- "$RESTORE/restic"
+    fi
+}
+for ((r = 1; r <= RESTORE_ROUNDS; r++)); do
+    if (( r % 2 )); then order=(cairn restic); else order=(restic cairn); fi
+    for t in "${order[@]}"; do restore_once "$t" "$r"; done
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+declare -A ROUNDS
+for t in cairn restic; do
+    walls=() cpus=() mems=() st=ok
+    for ((r = 1; r <= RESTORE_ROUNDS; r++)); do
+        k=$t.restore.r$r
+        [[ -n ${WALL[$k]:-} ]] && walls+=("${WALL[$k]}") && cpus+=("${CPU[$k]}") && mems+=("${MEM[$k]}")
+        [[ ${STATUS[$k]:-} == ok ]] || st=${STATUS[$k]:-missing}
+    done
+    ROUNDS[$t]="${walls[*]}"
+    WALL[$t.restore]=$(median "${walls[@]}")
+    CPU[$t.restore]=$(median "${cpus[@]}")
+    MEM[$t.restore]=$(printf '%s\n' "${mems[@]}" | sort -g | tail -n1)
+    STATUS[$t.restore]=$st
+done
 
 # ------------------------------------------------------- (c) writer impact
 say; say "------------------------------------------------------------ (c) writer impact"
@@ -393,6 +429,7 @@ for p in initial incr restore; do
             "$( [[ -n $s ]] && pct "$s" "$DB_BYTES")" >>"$RESULTS"
     done
 done
+say "(restore: median of $RESTORE_ROUNDS rounds, taking turns to go first; wall s per round: cairn ${ROUNDS[cairn]:-}; restic ${ROUNDS[restic]:-})"
 k=integrity_check.restored
 if [[ -n ${WALL[$k]:-} ]]; then
     say "(sqlite3 PRAGMA integrity_check of the restored database alone: ${WALL[$k]}s wall; cairn's restore includes it)"

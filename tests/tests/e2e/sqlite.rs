@@ -457,12 +457,10 @@ fn sqlite_wal_and_shm_are_never_stored() {
     holder.finish();
 }
 
-// -------------------------------------------------------- incremental
+// ------------------------------------------------------- writer's core
 
-#[test]
-fn sqlite_incremental_backup_stores_only_changed_pages() {
-    let f = Fixture::new();
-    let db = f.path("big.db");
+/// Fills `db` with 20,000 rows of 1000 random bytes (about 21 MB).
+fn bulk_db(db: &Path) {
     py([
         "bulk".as_ref(),
         db.as_os_str(),
@@ -471,6 +469,65 @@ fn sqlite_incremental_backup_stores_only_changed_pages() {
         "--row-bytes".as_ref(),
         "1000".as_ref(),
     ]);
+}
+
+/// The names of a process's threads.
+fn thread_names(pid: u32) -> Vec<String> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("comm")).ok())
+        .map(|n| n.trim_end().to_string())
+        .collect()
+}
+
+/// A live database's pages are hashed and sealed on one thread fewer than
+/// there are cores, so that the application writing it keeps a core
+/// (`bench/sqlite.sh` measures what that does for a writer's rate).
+#[test]
+fn sqlite_capture_leaves_a_core_to_the_application() {
+    let f = Fixture::new();
+    let db = f.path("big.db");
+    bulk_db(&db);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut c = f.command();
+    c.args(["backup", "--json", "--sqlite"])
+        .arg(&db)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let pid = child.id();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut polls = 0;
+    while child.try_wait().unwrap().is_none() {
+        polls += 1;
+        seen.extend(
+            thread_names(pid)
+                .into_iter()
+                .filter(|n| n.starts_with("cairn-sqlite")),
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let r = wait_run(child, "cairn backup --sqlite");
+    r.code(0);
+    assert!(polls > 5, "the backup ended before it could be watched");
+    let want: std::collections::BTreeSet<String> = (0..cores - 1)
+        .map(|i| format!("cairn-sqlite-{i}"))
+        .collect();
+    assert_eq!(seen, want, "capture threads on {cores} cores");
+    assert_eq!(f.all_snapshots().len(), 1);
+}
+
+// -------------------------------------------------------- incremental
+
+#[test]
+fn sqlite_incremental_backup_stores_only_changed_pages() {
+    let f = Fixture::new();
+    let db = f.path("big.db");
+    bulk_db(&db);
     let size = fs::metadata(&db).unwrap().len();
     assert!(size > 20_000_000, "database is only {size} bytes");
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{FilePlan, RestoreProgress};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::pack::{self, PackEntry};
 use crate::repository::{pack_path, Repository, READ_SPAN};
@@ -82,34 +82,57 @@ pub(super) fn restore_pack(
             j += 1;
         }
         backend.read_range_into(&path, start, end - start, buf)?;
-        let span = &blobs[i..j];
-        // Every blob of the span is opened first, where it lies ...
-        let opened: Vec<Result<pack::Opened>> = span
-            .iter()
-            .map(|(e, _)| {
-                let a = (u64::from(e.offset) - start) as usize;
-                let sealed = &mut buf[a..a + e.length as usize];
-                pack::open_blob_in_place(repo.key(), repo.id(), e, sealed, &path).map(|o| match o {
-                    pack::Opened::InPlace(r) => pack::Opened::InPlace(a + r.start..a + r.end),
-                    o => o,
-                })
-            })
-            .collect();
-        // ... then written, the buffer no longer changing.
+        // Blobs are opened in offset order, each where it lies: the part of
+        // the buffer up to a blob's end is split off and, once the blob is
+        // decrypted, only read from, so the joiner can hold its plaintext
+        // while the next blob is decrypted. Only decompressed plaintexts
+        // are copied, into the joiner, and are freed blob by blob.
         let mut joiner = WriteJoiner::default();
-        for (k, ((_, targets), o)) in span.iter().zip(&opened).enumerate() {
-            match o {
-                Ok(o) => {
-                    let plain = match o {
-                        pack::Opened::InPlace(r) => &buf[r.clone()],
-                        pack::Opened::Decompressed(d) => d.as_slice(),
-                    };
+        let mut rest: &mut [u8] = buf.as_mut_slice();
+        let mut consumed = 0usize;
+        for (k, (e, targets)) in blobs[i..j].iter().enumerate() {
+            let at = (u64::from(e.offset) - start) as usize;
+            let opened = if at < consumed {
+                Err(Error::corrupt(
+                    &path,
+                    format!("blob {} overlaps the blob before it", e.id),
+                ))
+            } else {
+                let (head, tail) =
+                    std::mem::take(&mut rest).split_at_mut(at + e.length as usize - consumed);
+                rest = tail;
+                let from = at - consumed;
+                consumed = at + e.length as usize;
+                match pack::open_blob_in_place(repo.key(), repo.id(), e, &mut head[from..], &path) {
+                    Ok(pack::Opened::InPlace(r)) => {
+                        let head: &[u8] = head;
+                        Ok(Plain::Borrowed(&head[from + r.start..from + r.end]))
+                    }
+                    Ok(pack::Opened::Decompressed(d)) => Ok(Plain::Owned(d)),
+                    Err(x) => Err(x),
+                }
+            };
+            match opened {
+                Ok(plain) => {
+                    let bytes = match &plain {
+                        Plain::Borrowed(p) => p.len(),
+                        Plain::Owned(d) => d.len(),
+                    } as u64;
                     for (fi, off) in targets {
-                        for (a, b) in data_runs(plain, *off) {
-                            joiner.write(&mut out, *fi, *off + a as u64, &plain[a..b]);
+                        match &plain {
+                            Plain::Borrowed(p) => {
+                                for (a, b) in data_runs(p, *off) {
+                                    joiner.write(&mut out, *fi, *off + a as u64, &p[a..b]);
+                                }
+                            }
+                            Plain::Owned(d) => {
+                                for (a, b) in data_runs(d, *off) {
+                                    joiner.write_copy(&mut out, *fi, *off + a as u64, &d[a..b]);
+                                }
+                            }
                         }
-                        written.fetch_add(plain.len() as u64, Ordering::Relaxed);
-                        progress.bytes_written(plain.len() as u64);
+                        written.fetch_add(bytes, Ordering::Relaxed);
+                        progress.bytes_written(bytes);
                     }
                 }
                 Err(x) => {
@@ -219,32 +242,71 @@ fn write_all_vectored_at(
 
 /// Most parts in one vectored write (the kernel's limit, `IOV_MAX`).
 const MAX_PARTS: usize = 1024;
+/// Copied plaintexts shorter than this are joined with the writes that
+/// continue them; longer ones go straight to the file.
+const JOIN_BELOW: usize = 64 << 10;
+/// Most copied bytes a joiner holds.
+const JOIN_MAX: usize = 1 << 20;
+
+/// A blob's plaintext: where it lies in the span, or decompressed.
+enum Plain<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>),
+}
+
+/// One part of a joined write: borrowed from the span being restored, or
+/// a range of the joiner's own buffer.
+enum Part<'a> {
+    Borrowed(&'a [u8]),
+    Copied(std::ops::Range<usize>),
+}
 
 /// Joins writes that continue one another in the same file into one
 /// vectored system call: a database comes back as one small page blob
 /// after another, and a call per page would cost more than decrypting
-/// it. The parts are borrowed from the span being restored, so the joiner
-/// is flushed before the span's buffer is reused.
+/// it. Plaintexts that lie in the span are borrowed, so the joiner is
+/// flushed before the span's buffer is reused; decompressed ones are
+/// copied (up to `JOIN_MAX` bytes) so that each is freed at once.
 #[derive(Default)]
 struct WriteJoiner<'a> {
     file: usize,
     off: u64,
     len: u64,
-    parts: Vec<IoSlice<'a>>,
+    parts: Vec<Part<'a>>,
+    copied: Vec<u8>,
 }
 
 impl<'a> WriteJoiner<'a> {
-    fn write(&mut self, out: &mut Outputs, fi: usize, off: u64, data: &'a [u8]) {
+    /// Starts a new joined write unless `off` in `fi` continues the
+    /// current one and `copy` more bytes fit.
+    fn start(&mut self, out: &mut Outputs, fi: usize, off: u64, copy: usize) {
         let continues = !self.parts.is_empty()
             && self.file == fi
             && self.off + self.len == off
-            && self.parts.len() < MAX_PARTS;
+            && self.parts.len() < MAX_PARTS
+            && self.copied.len() + copy <= JOIN_MAX;
         if !continues {
             self.flush(out);
             self.file = fi;
             self.off = off;
         }
-        self.parts.push(IoSlice::new(data));
+    }
+
+    fn write(&mut self, out: &mut Outputs, fi: usize, off: u64, data: &'a [u8]) {
+        self.start(out, fi, off, 0);
+        self.parts.push(Part::Borrowed(data));
+        self.len += data.len() as u64;
+    }
+
+    fn write_copy(&mut self, out: &mut Outputs, fi: usize, off: u64, data: &[u8]) {
+        if data.len() >= JOIN_BELOW {
+            out.write(fi, off, &mut [IoSlice::new(data)]);
+            return;
+        }
+        self.start(out, fi, off, data.len());
+        let at = self.copied.len();
+        self.copied.extend_from_slice(data);
+        self.parts.push(Part::Copied(at..at + data.len()));
         self.len += data.len() as u64;
     }
 
@@ -255,11 +317,21 @@ impl<'a> WriteJoiner<'a> {
     }
 
     fn flush(&mut self, out: &mut Outputs) {
-        if !self.parts.is_empty() {
-            out.write(self.file, self.off, &mut self.parts);
-            self.parts.clear();
-            self.len = 0;
+        if self.parts.is_empty() {
+            return;
         }
+        let mut slices: Vec<IoSlice> = self
+            .parts
+            .iter()
+            .map(|p| match p {
+                Part::Borrowed(d) => IoSlice::new(d),
+                Part::Copied(r) => IoSlice::new(&self.copied[r.clone()]),
+            })
+            .collect();
+        out.write(self.file, self.off, &mut slices);
+        self.parts.clear();
+        self.copied.clear();
+        self.len = 0;
     }
 }
 
@@ -347,6 +419,13 @@ mod tests {
         for (k, c) in data.chunks(7).enumerate() {
             j.write(&mut out, 0, (k * 7) as u64, c);
         }
+        // Copied parts join borrowed ones; a long copy goes straight out.
+        let copied: Vec<u8> = (0..5000).map(|i| (i % 13) as u8 + 1).collect();
+        for (k, c) in copied.chunks(1000).enumerate() {
+            j.write_copy(&mut out, 0, (data.len() + k * 1000) as u64, c);
+        }
+        let long = vec![9u8; 100 << 10];
+        j.write_copy(&mut out, 0, 40_000, &long);
         j.write(&mut out, 0, 30_000, b"tail");
         j.write(&mut out, 1, 0, b"lost");
         j.write(&mut out, 1, 4, b"lost");
@@ -355,10 +434,14 @@ mod tests {
         j.flush(&mut out);
         out.close_all();
         let got = fs::read(&p).unwrap();
-        assert_eq!(got.len(), 30_004);
+        assert_eq!(got.len(), 40_000 + long.len());
         assert!(got[..data.len()] == data[..], "joined writes differ");
-        assert!(got[data.len()..30_000].iter().all(|b| *b == 0));
-        assert_eq!(&got[30_000..], b"tail");
+        let c = data.len() + copied.len();
+        assert!(got[data.len()..c] == copied[..], "copied writes differ");
+        assert!(got[c..30_000].iter().all(|b| *b == 0));
+        assert_eq!(&got[30_000..30_004], b"tail");
+        assert!(got[30_004..40_000].iter().all(|b| *b == 0));
+        assert!(got[40_000..] == long[..]);
         let errors = errors.into_inner().unwrap();
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("cannot open for writing"), "{errors:?}");

@@ -218,6 +218,12 @@ impl Backend for CachedBackend {
         self.inner.prepare_layout()
     }
 
+    fn will_read(&self, path: &str, offset: u64, len: u64) {
+        if !self.cacheable(path) {
+            self.inner.will_read(path, offset, len)
+        }
+    }
+
     fn cache_packs(&self, packs: &[String]) {
         let mut set = self.packs.write().unwrap_or_else(|e| e.into_inner());
         set.extend(packs.iter().cloned());

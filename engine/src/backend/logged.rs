@@ -139,6 +139,10 @@ impl Backend for LoggedBackend {
         )
     }
 
+    fn will_read(&self, path: &str, offset: u64, len: u64) {
+        self.inner.will_read(path, offset, len)
+    }
+
     fn cache_packs(&self, packs: &[String]) {
         self.inner.cache_packs(packs)
     }

@@ -54,6 +54,10 @@ pub trait Backend: Send + Sync {
     fn prepare_layout(&self) -> Result<()> {
         Ok(())
     }
+    /// A hint that `len` bytes at `offset` will be read soon, so storage
+    /// that can fetch ahead (a local disk's page cache) starts reading them
+    /// while the caller works on what it has. Others ignore it.
+    fn will_read(&self, _path: &str, _offset: u64, _len: u64) {}
     /// Tells a caching layer which packs hold metadata (tree blobs) and are
     /// worth keeping locally. Other backends ignore it.
     fn cache_packs(&self, _packs: &[String]) {}

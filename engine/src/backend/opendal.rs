@@ -309,15 +309,23 @@ const PACK_DIR_PREFIX: &str = "data/";
 /// cached, hundreds of megabytes of them push the applications' own files
 /// out of memory, and finding fresh memory for each new pack made the
 /// kernel's share of a 1.2 GiB tree's backup 1.6 s instead of 0.85 s.
-/// Only advice: a failure changes nothing that matters, so it is ignored.
 fn drop_cached_pages(file: &Path) {
+    advise(
+        file,
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    );
+}
+
+/// Gives the kernel advice about a local file's pages. Only advice: a
+/// failure changes nothing that matters, so it is ignored.
+fn advise(file: &Path, offset: u64, len: u64, advice: nix::fcntl::PosixFadviseAdvice) {
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
     if let Ok(f) = std::fs::File::open(file) {
-        let _ = nix::fcntl::posix_fadvise(
-            &f,
-            0,
-            0,
-            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-        );
+        let _ = nix::fcntl::posix_fadvise(&f, offset, len, advice);
     }
 }
 
@@ -488,6 +496,17 @@ impl Backend for OpendalBackend {
         Ok(())
     }
 
+    fn will_read(&self, path: &str, offset: u64, len: u64) {
+        if let Some(root) = self.local_root.as_ref().filter(|_| self.direct_reads) {
+            advise(
+                &root.join(path),
+                offset,
+                len,
+                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+            );
+        }
+    }
+
     fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
         if self.rename_writes {
             return self.write_via_tmp(path, data);
@@ -606,6 +625,33 @@ mod tests {
         let left = resident_pages(&dir.path().join("data/00/0011"));
         assert!(left < pages / 100, "{left} of {pages} pages still cached");
         assert_eq!(local.read("data/00/0011").unwrap(), data);
+    }
+
+    /// `will_read` has the kernel fetch the range into the page cache
+    /// before it is read, and only that range.
+    #[test]
+    fn will_read_fetches_ahead() {
+        let exe = std::env::current_exe().unwrap();
+        let dir = tempfile::tempdir_in(exe.parent().unwrap()).unwrap();
+        let local = OpendalBackend::local(dir.path(), true).unwrap();
+        if !local.direct_reads {
+            // Injected faults route reads through OpenDAL: nothing to hint.
+            return;
+        }
+        let data = vec![7u8; 8 << 20];
+        local.write("data/00/0022", data).unwrap();
+        let file = dir.path().join("data/00/0022");
+        assert!(resident_pages(&file) < 20);
+        local.will_read("data/00/0022", 2 << 20, 4 << 20);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while resident_pages(&file) < 1024 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let resident = resident_pages(&file);
+        assert!(
+            (1024..1024 + 64).contains(&resident),
+            "{resident} pages resident after a hint for 1024"
+        );
     }
 
     /// Direct local reads answer exactly as OpenDAL's fs service does over

@@ -170,6 +170,9 @@ pub fn restore(
     let written = AtomicU64::new(0);
     let mut jobs: Vec<(Id, PackJob)> = by_pack.into_iter().collect();
     jobs.sort_by_key(|(id, _)| *id);
+    for (_, blobs) in &mut jobs {
+        blobs.sort_by_key(|(e, _)| e.offset);
+    }
     // Databases are synced before their rename: their pages go to the
     // disk while the packs are decrypted, not all at once at the end.
     let writeback = crate::writeback::WriteBack::start(
@@ -180,12 +183,17 @@ pub fn restore(
     );
     repo.in_io_pool(|| {
         // Each worker reads every span of its packs into the same buffer.
-        jobs.par_iter_mut()
-            .for_each_init(Vec::new, |buf, (pack_id, blobs)| {
+        jobs.par_iter()
+            .enumerate()
+            .for_each_init(Vec::new, |buf, (k, (pack_id, blobs))| {
                 if cancel.is_cancelled() {
                     return;
                 }
-                blobs.sort_by_key(|(e, _)| e.offset);
+                // A worker mostly takes the packs in order: the next one's
+                // first read is fetched while this one is restored.
+                if let Some((next_id, next_blobs)) = jobs.get(k + 1) {
+                    unpack::will_read_first_span(repo, next_id, next_blobs);
+                }
                 let ctx = PackContext {
                     files: &plan.files,
                     progress,

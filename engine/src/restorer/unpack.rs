@@ -61,25 +61,12 @@ pub(super) fn restore_pack(
             last_use.insert(*fi, k);
         }
     }
-    // Group consecutive blobs into reads whose gaps are small.
-    let mut i = 0;
-    while i < blobs.len() {
-        let start = u64::from(blobs[i].0.offset);
-        let mut end = start + u64::from(blobs[i].0.length);
-        let mut used = end - start;
-        let mut j = i + 1;
-        while j < blobs.len() {
-            let e = &blobs[j].0;
-            let new_end = (u64::from(e.offset) + u64::from(e.length)).max(end);
-            let new_used = used + u64::from(e.length);
-            if new_end - start > READ_SPAN
-                || (new_end - start - new_used) as f64 > MAX_GAP_SHARE * (new_end - start) as f64
-            {
-                break;
-            }
-            end = new_end;
-            used = new_used;
-            j += 1;
+    let spans = read_spans(blobs);
+    for (s, &(i, j, start, end)) in spans.iter().enumerate() {
+        // The next span is fetched by the storage (a local disk's
+        // read-ahead) while this one is decrypted and written.
+        if let Some(&(_, _, next_start, next_end)) = spans.get(s + 1) {
+            backend.will_read(&path, next_start, next_end - next_start);
         }
         backend.read_range_into(&path, start, end - start, buf)?;
         // Blobs are opened in offset order, each where it lies: the part of
@@ -149,10 +136,52 @@ pub(super) fn restore_pack(
             }
         }
         joiner.flush(&mut out);
-        i = j;
     }
     out.close_all();
     Ok(())
+}
+
+/// Tells the storage that the first read of a pack's restore is coming.
+pub(super) fn will_read_first_span(
+    repo: &Repository,
+    pack_id: &Id,
+    blobs: &[(PackEntry, Vec<(usize, u64)>)],
+) {
+    if let Some(&(_, _, start, end)) = read_spans(blobs).first() {
+        repo.backend()
+            .will_read(&pack_path(pack_id), start, end - start);
+    }
+}
+
+/// Groups a pack's blobs, sorted by offset, into reads of at most
+/// [`READ_SPAN`] bytes whose gaps (bytes of blobs not needed) are at most
+/// [`MAX_GAP_SHARE`] of the read: (first blob, end blob, start offset, end
+/// offset).
+fn read_spans(blobs: &[(PackEntry, Vec<(usize, u64)>)]) -> Vec<(usize, usize, u64, u64)> {
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < blobs.len() {
+        let start = u64::from(blobs[i].0.offset);
+        let mut end = start + u64::from(blobs[i].0.length);
+        let mut used = end - start;
+        let mut j = i + 1;
+        while j < blobs.len() {
+            let e = &blobs[j].0;
+            let new_end = (u64::from(e.offset) + u64::from(e.length)).max(end);
+            let new_used = used + u64::from(e.length);
+            if new_end - start > READ_SPAN
+                || (new_end - start - new_used) as f64 > MAX_GAP_SHARE * (new_end - start) as f64
+            {
+                break;
+            }
+            end = new_end;
+            used = new_used;
+            j += 1;
+        }
+        spans.push((i, j, start, end));
+        i = j;
+    }
+    spans
 }
 
 /// Open files a pack worker keeps at most. A pack of small files touches

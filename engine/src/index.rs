@@ -1,9 +1,7 @@
 //! The in-memory index: where every blob lives. Built from the index files
 //! at open; new packs are added as a backup writes them.
 
-use std::collections::HashMap;
-
-use crate::id::Id;
+use crate::id::{Id, IdMap};
 use crate::pack::{BlobType, PackEntry};
 
 /// A blob's location: its pack and its entry there.
@@ -18,7 +16,7 @@ pub struct BlobLocation {
 #[derive(Default, Clone)]
 pub struct Index {
     packs: Vec<(Id, u64)>,
-    blobs: HashMap<Id, (u32, PackEntry)>,
+    blobs: IdMap<(u32, PackEntry)>,
 }
 
 impl Index {

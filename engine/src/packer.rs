@@ -2,7 +2,6 @@
 //! indexes them. Order on storage: a pack is stored before any index file
 //! lists it, so an index never points at a missing pack.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -12,7 +11,7 @@ use crate::backend::Backend;
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::format::{FileType, Role};
-use crate::id::Id;
+use crate::id::{Id, IdSet};
 use crate::index::Index;
 use crate::pack::{self, BlobType, PackWriter};
 use crate::repofile::indexfile::{IndexFile, IndexPack};
@@ -59,7 +58,7 @@ pub struct Packer {
     /// Untouched capacity costs address space, not memory.
     pack_capacity: usize,
     known: Arc<Index>,
-    claimed: Mutex<HashSet<Id>>,
+    claimed: Mutex<IdSet>,
     open: [Mutex<Option<PackWriter>>; 2],
     tx: Mutex<Option<SyncSender<PackWriter>>>,
     worker: Mutex<Uploader>,
@@ -102,7 +101,7 @@ impl Packer {
                 + repo.config().chunker.max_size as usize
                 + (256 << 10),
             known,
-            claimed: Mutex::new(HashSet::new()),
+            claimed: Mutex::new(IdSet::default()),
             open: [Mutex::new(None), Mutex::new(None)],
             tx: Mutex::new(Some(tx)),
             worker: Mutex::new(worker),

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::excludes::Excludes;
-use crate::id::Id;
+use crate::id::{Id, IdMap};
 use crate::lock::Cancel;
 use crate::pack::PackEntry;
 use crate::repofile::tree::{Node, NodeKind};
@@ -137,8 +137,8 @@ pub fn restore(
 
     // Content, pack by pack.
     let index = repo.index();
-    let mut by_pack: HashMap<Id, PackJob> = HashMap::new();
-    let mut slot: HashMap<Id, (Id, usize)> = HashMap::new();
+    let mut by_pack: IdMap<PackJob> = IdMap::default();
+    let mut slot: IdMap<(Id, usize)> = IdMap::default();
     for (fi, f) in plan.files.iter().enumerate() {
         if !created[fi] {
             continue;

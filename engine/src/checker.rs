@@ -380,10 +380,10 @@ pub fn check(
                     a.sort();
                     b.sort();
                     if a != b {
-                        bad_packs
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push((*pid, "pack header does not match the index".into()));
+                        bad_packs.lock().unwrap_or_else(|e| e.into_inner()).push((
+                            *pid,
+                            format!("{path}: pack header does not match the index"),
+                        ));
                     }
                 }
                 Err(e) => bad_packs

@@ -170,7 +170,10 @@ fn read_spans(blobs: &[(PackEntry, Vec<(usize, u64)>)]) -> Vec<(usize, usize, u6
             let new_end = (u64::from(e.offset) + u64::from(e.length)).max(end);
             let new_used = used + u64::from(e.length);
             if new_end - start > READ_SPAN
-                || (new_end - start - new_used) as f64 > MAX_GAP_SHARE * (new_end - start) as f64
+                // Overlapping entries (a damaged index) use more than the
+                // extent: no gap, and the overlap is reported when opened.
+                || (new_end - start).saturating_sub(new_used) as f64
+                    > MAX_GAP_SHARE * (new_end - start) as f64
             {
                 break;
             }

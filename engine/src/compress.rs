@@ -22,20 +22,34 @@ pub const MIN_SAVING_DIVISOR: usize = 32;
 /// Compresses; `None` when compression would not save more than
 /// 1/`MIN_SAVING_DIVISOR` of the data.
 pub fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    compress_into(data, level, &mut out).then_some(out)
+}
+
+/// Like [`compress`], into `out` (whose contents are replaced), so that a
+/// caller compressing many blobs reuses one buffer; false (and `out`'s
+/// contents unspecified) when compression does not save enough.
+pub fn compress_into(data: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().map(|(l, _)| *l) != Some(level) {
-            *slot = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+            match zstd::bulk::Compressor::new(level) {
+                Ok(c) => *slot = Some((level, c)),
+                Err(_) => return false,
+            }
         }
-        let (_, c) = slot.as_mut()?;
+        let Some((_, c)) = slot.as_mut() else {
+            return false;
+        };
         // Output is accepted only when it saves enough; a buffer of that
         // size also stops zstd early when it cannot.
         let limit = data.len() - data.len() / MIN_SAVING_DIVISOR;
-        let mut out = Vec::with_capacity(limit);
-        match c.compress_to_buffer(data, &mut out) {
-            Ok(n) if n < limit => Some(out),
-            _ => None,
-        }
+        out.clear();
+        out.reserve(limit);
+        // zstd writes up to the buffer's capacity; that capacity may exceed
+        // `limit` when the buffer is reused, and the result is then
+        // rejected below by its size alone.
+        matches!(c.compress_to_buffer(data, out), Ok(n) if n < limit)
     })
 }
 
@@ -130,5 +144,26 @@ mod tests {
         let c = compress(&page, 3).unwrap();
         assert!(c.len() < page.len() - page.len() / MIN_SAVING_DIVISOR);
         assert_eq!(decompress_exact(&c, page.len(), "t").unwrap(), page);
+    }
+
+    /// A reused buffer, larger than any limit and holding earlier output,
+    /// gives the same decisions and the same bytes as a fresh one.
+    #[test]
+    fn reused_buffer_decides_as_a_fresh_one() {
+        let mut out = Vec::with_capacity(8 << 20);
+        out.extend_from_slice(b"left over from an earlier blob");
+        let mut barely = noise(4096 - 110);
+        barely.extend_from_slice(&[0u8; 110]);
+        let mut text = noise(50_000);
+        text.extend(std::iter::repeat_n(b'a', 200_000));
+        for data in [noise(100_000), barely, text.clone(), noise(3), text] {
+            let fresh = compress(&data, 3);
+            let kept = compress_into(&data, 3, &mut out);
+            assert_eq!(kept, fresh.is_some(), "{} bytes", data.len());
+            if let Some(f) = fresh {
+                assert_eq!(out, f);
+                assert_eq!(decompress_exact(&out, data.len(), "t").unwrap(), data);
+            }
+        }
     }
 }

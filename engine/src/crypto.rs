@@ -68,7 +68,16 @@ impl MasterKey {
 
     /// Encrypts to nonce || ciphertext || tag with a fresh random nonce.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        seal_with(&self.cipher, aad, plaintext)
+        let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
+        seal_into_with(&self.cipher, aad, plaintext, &mut out);
+        out
+    }
+
+    /// Like `seal`, into `out` (whose contents are replaced): a backup
+    /// seals every blob into the same buffer instead of taking fresh
+    /// memory from the system for each.
+    pub fn seal_into(&self, aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
+        seal_into_with(&self.cipher, aad, plaintext, out)
     }
 
     /// Authenticates and decrypts nonce || ciphertext || tag; `None` when
@@ -107,9 +116,16 @@ pub fn open_with_key(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8
 }
 
 fn seal_with(cipher: &XChaCha20Poly1305, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
+    seal_into_with(cipher, aad, plaintext, &mut out);
+    out
+}
+
+fn seal_into_with(cipher: &XChaCha20Poly1305, aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
+    out.clear();
+    out.reserve(plaintext.len() + OVERHEAD);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);
     // Encryption fails only for messages longer than the cipher's limit
@@ -118,7 +134,6 @@ fn seal_with(cipher: &XChaCha20Poly1305, aad: &[u8], plaintext: &[u8]) -> Vec<u8
         .encrypt_in_place_detached(XNonce::from_slice(&nonce), aad, &mut out[NONCE_LEN..])
         .expect("message within XChaCha20-Poly1305 length limit");
     out.extend_from_slice(&tag);
-    out
 }
 
 /// Decrypts nonce || ciphertext || tag where it lies after authenticating
@@ -163,6 +178,25 @@ fn open_with(cipher: &XChaCha20Poly1305, aad: &[u8], sealed: &[u8]) -> Option<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sealing into a reused buffer replaces what it held and opens to the
+    /// plaintext; each seal takes a fresh nonce.
+    #[test]
+    fn seal_into_reused_buffer() {
+        let k = MasterKey::from_secret([7u8; 32]);
+        let mut out = vec![1u8; 100_000];
+        k.seal_into(b"aad", b"first", &mut out);
+        assert_eq!(out.len(), 5 + OVERHEAD);
+        assert_eq!(k.open(b"aad", &out).unwrap(), b"first");
+        let first = out.clone();
+        k.seal_into(b"aad", b"first", &mut out);
+        assert_ne!(out, first);
+        assert_eq!(k.open(b"aad", &out).unwrap(), b"first");
+        assert!(k.open(b"other", &out).is_none());
+        let big = vec![9u8; 70_000];
+        k.seal_into(b"aad", &big, &mut out);
+        assert_eq!(k.open(b"aad", &out).unwrap(), big);
+    }
 
     #[test]
     fn seal_open_round_trip_and_tamper() {

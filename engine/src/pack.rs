@@ -259,20 +259,27 @@ impl PackWriter {
     }
 }
 
-/// Seals one blob's plaintext (compressing it first when that helps).
-/// Returns the sealed bytes and whether they hold compressed data.
-pub fn seal_blob(
+/// Seals one blob's plaintext into `out` (contents replaced), compressing
+/// it first into `scratch` when that helps; returns whether it did. Both
+/// buffers are reused from blob to blob by the caller.
+#[allow(clippy::too_many_arguments)]
+pub fn seal_blob_into(
     key: &MasterKey,
     repo: &Id,
     blob_type: BlobType,
     id: &Id,
     plain: &[u8],
     level: i32,
-) -> (Vec<u8>, bool) {
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> bool {
     let a = aad(FileType::Pack, repo, blob_type.role(), Some(id));
-    match crate::compress::compress(plain, level) {
-        Some(c) => (key.seal(&a, &c), true),
-        None => (key.seal(&a, plain), false),
+    if crate::compress::compress_into(plain, level, scratch) {
+        key.seal_into(&a, scratch, out);
+        true
+    } else {
+        key.seal_into(&a, plain, out);
+        false
     }
 }
 
@@ -435,15 +442,28 @@ pub fn parse_pack(key: &MasterKey, repo: &Id, bytes: &[u8], path: &str) -> Resul
 mod tests {
     use super::*;
 
+    /// Seals a data blob at level 3 into reused buffers.
+    fn seal_data(
+        key: &MasterKey,
+        repo: &Id,
+        id: &Id,
+        b: &[u8],
+        scratch: &mut Vec<u8>,
+        sealed: &mut Vec<u8>,
+    ) -> bool {
+        seal_blob_into(key, repo, BlobType::Data, id, b, 3, scratch, sealed)
+    }
+
     #[test]
     fn pack_round_trip_and_damage() {
         let key = MasterKey::generate();
         let repo = Id::random();
         let mut w = PackWriter::new(BlobType::Data, 1024);
         let blobs: Vec<Vec<u8>> = vec![vec![1; 1000], b"short".to_vec(), vec![]];
+        let (mut scratch, mut sealed) = (Vec::new(), Vec::new());
         for b in &blobs {
             let id = key.blob_id(b);
-            let (sealed, c) = seal_blob(&key, &repo, BlobType::Data, &id, b, 3);
+            let c = seal_data(&key, &repo, &id, b, &mut scratch, &mut sealed);
             w.add(id, &sealed, b.len() as u32, c);
         }
         let p = w.finish(&key, &repo);
@@ -487,9 +507,10 @@ mod tests {
         let repo = Id::random();
         let blobs: Vec<Vec<u8>> = vec![vec![1; 5000], (0..=255u8).collect(), vec![]];
         let mut cases = Vec::new();
+        let (mut scratch, mut sealed) = (Vec::new(), Vec::new());
         for b in &blobs {
             let id = key.blob_id(b);
-            let (sealed, c) = seal_blob(&key, &repo, BlobType::Data, &id, b, 3);
+            let c = seal_data(&key, &repo, &id, b, &mut scratch, &mut sealed);
             let e = PackEntry {
                 blob_type: BlobType::Data,
                 id,
@@ -523,7 +544,7 @@ mod tests {
                     id: Id::random(),
                     ..e
                 },
-                sealed,
+                sealed.clone(),
                 None,
             ));
         }

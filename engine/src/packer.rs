@@ -18,6 +18,20 @@ use crate::repofile::indexfile::{IndexFile, IndexPack};
 use crate::repofile::seal_metadata;
 use crate::repository::{pack_path, Repository, INDEX};
 
+thread_local! {
+    // Each sealing thread compresses and seals every blob into the same
+    // two buffers, instead of two fresh ones per chunk that the allocator
+    // gives back to the system and the next chunk faults in again (the
+    // sysroot's first backup: 586 -> 214 madvise calls, anonymous page
+    // faults 2.3% -> 1.8% of its CPU samples).
+    static SEAL_BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Seal buffers grown beyond this (by a chunk far above the average) are
+/// freed after use rather than kept by the thread.
+const KEEP_SEAL_BUFFER: usize = 4 << 20;
+
 /// Packs stored before an intermediate index file is written, so that an
 /// interrupted backup leaves most of its work indexed and reusable.
 const PACKS_PER_INDEX: usize = 64;
@@ -151,9 +165,26 @@ impl Packer {
     /// Compresses, encrypts and adds a blob claimed with [`Packer::claim`]
     /// under `id`, which must be its blob ID.
     pub fn seal_and_add(&self, t: BlobType, id: Id, plain: &[u8]) -> Result<()> {
-        let (sealed, compressed) =
-            pack::seal_blob(&self.key, &self.repo_id, t, &id, plain, self.level);
-        self.add(t, id, &sealed, plain.len() as u32, compressed)
+        SEAL_BUFFERS.with(|cell| {
+            let (scratch, sealed) = &mut *cell.borrow_mut();
+            let compressed = pack::seal_blob_into(
+                &self.key,
+                &self.repo_id,
+                t,
+                &id,
+                plain,
+                self.level,
+                scratch,
+                sealed,
+            );
+            let r = self.add(t, id, sealed, plain.len() as u32, compressed);
+            for b in [scratch, sealed] {
+                if b.capacity() > KEEP_SEAL_BUFFER {
+                    *b = Vec::new();
+                }
+            }
+            r
+        })
     }
 
     /// Adds a sealed blob previously claimed.

@@ -434,9 +434,10 @@ proptest! {
     fn packs_round_trip(blobs in vec(arb_bytes(3000), 0..6), tree in any::<bool>()) {
         let t = if tree { BlobType::Tree } else { BlobType::Data };
         let mut w = PackWriter::new(t, 1024);
+        let (mut scratch, mut sealed) = (Vec::new(), Vec::new());
         for b in &blobs {
             let id = key().blob_id(b);
-            let (sealed, c) = pack::seal_blob(key(), &REPO, t, &id, b, 3);
+            let c = pack::seal_blob_into(key(), &REPO, t, &id, b, 3, &mut scratch, &mut sealed);
             w.add(id, &sealed, b.len() as u32, c);
         }
         let p = w.finish(key(), &REPO);
@@ -557,9 +558,19 @@ fn valid_files() -> Vec<Vec<u8>> {
     n.subtree = Some(Id([2; 32]));
     t.nodes.push(n);
     let mut w = PackWriter::new(BlobType::Data, 64);
+    let (mut scratch, mut s) = (Vec::new(), Vec::new());
     for b in [&b"abc"[..], &[0u8; 400][..]] {
         let id = key().blob_id(b);
-        let (s, c) = pack::seal_blob(key(), &REPO, BlobType::Data, &id, b, 3);
+        let c = pack::seal_blob_into(
+            key(),
+            &REPO,
+            BlobType::Data,
+            &id,
+            b,
+            3,
+            &mut scratch,
+            &mut s,
+        );
         w.add(id, &s, b.len() as u32, c);
     }
     let p = w.finish(key(), &REPO);

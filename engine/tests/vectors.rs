@@ -97,9 +97,19 @@ fn write_vectors() {
     cfg.created = "2026-11-22T09:00:00+00:00".into();
     std::fs::write(d.join("config"), cfg.encode(&key)).unwrap();
     let mut w = PackWriter::new(BlobType::Data, 4096);
+    let (mut scratch, mut sealed) = (Vec::new(), Vec::new());
     for b in [BLOB_A.to_vec(), blob_b()] {
         let id = key.blob_id(&b);
-        let (sealed, c) = pack::seal_blob(&key, &repo, BlobType::Data, &id, &b, 3);
+        let c = pack::seal_blob_into(
+            &key,
+            &repo,
+            BlobType::Data,
+            &id,
+            &b,
+            3,
+            &mut scratch,
+            &mut sealed,
+        );
         w.add(id, &sealed, b.len() as u32, c);
     }
     let p = w.finish(&key, &repo);

@@ -55,7 +55,11 @@ pub fn open_blob_both(e: &PackEntry, sealed: &[u8]) -> Option<Vec<u8>> {
             Some(a)
         }
         (Err(a), Err(b)) => {
-            assert_eq!(a.to_string(), b.to_string(), "in-place opening failed otherwise");
+            assert_eq!(
+                a.to_string(),
+                b.to_string(),
+                "in-place opening failed otherwise"
+            );
             None
         }
         (a, b) => panic!("openings disagree: {a:?} against {b:?}"),
@@ -186,9 +190,10 @@ pub fn sample_snapshot(summary: bool) -> Snapshot {
 /// A real pack of a few blobs and its entries.
 pub fn sample_pack(t: BlobType, blobs: &[&[u8]]) -> (Vec<u8>, Vec<PackEntry>) {
     let mut w = PackWriter::new(t, 1024);
+    let (mut scratch, mut sealed) = (Vec::new(), Vec::new());
     for b in blobs {
         let id = key().blob_id(b);
-        let (sealed, c) = pack::seal_blob(key(), &REPO, t, &id, b, 3);
+        let c = pack::seal_blob_into(key(), &REPO, t, &id, b, 3, &mut scratch, &mut sealed);
         w.add(id, &sealed, b.len() as u32, c);
     }
     let p = w.finish(key(), &REPO);

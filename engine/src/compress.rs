@@ -41,14 +41,13 @@ pub fn compress_into(data: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
         let Some((_, c)) = slot.as_mut() else {
             return false;
         };
-        // Output is accepted only when it saves enough; a buffer of that
-        // size also stops zstd early when it cannot.
+        // Output is accepted only when it saves enough. zstd writes up to
+        // the buffer's capacity: a fresh buffer of exactly `limit` also
+        // stops it early when it cannot; a reused, larger one is judged by
+        // the size of the result.
         let limit = data.len() - data.len() / MIN_SAVING_DIVISOR;
         out.clear();
         out.reserve(limit);
-        // zstd writes up to the buffer's capacity; that capacity may exceed
-        // `limit` when the buffer is reused, and the result is then
-        // rejected below by its size alone.
         matches!(c.compress_to_buffer(data, out), Ok(n) if n < limit)
     })
 }

@@ -68,9 +68,7 @@ impl MasterKey {
 
     /// Encrypts to nonce || ciphertext || tag with a fresh random nonce.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
-        seal_into_with(&self.cipher, aad, plaintext, &mut out);
-        out
+        seal_with(&self.cipher, aad, plaintext)
     }
 
     /// Like `seal`, into `out` (whose contents are replaced): a backup

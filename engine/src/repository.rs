@@ -377,7 +377,12 @@ impl Repository {
     /// Loads every index file not superseded by another.
     pub fn load_index(&self) -> Result<()> {
         let files = Self::live_index_files(self.read_index_files()?);
-        let mut index = Index::default();
+        let blobs = files
+            .iter()
+            .flat_map(|(_, f)| &f.packs)
+            .map(|p| p.blobs.len() / pack::ENTRY_LEN)
+            .sum();
+        let mut index = Index::with_capacity(blobs);
         for (id, f) in &files {
             for p in &f.packs {
                 let path = format!("{INDEX}{id}");

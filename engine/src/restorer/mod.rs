@@ -62,7 +62,7 @@ pub struct RestoreOutcome {
 }
 
 /// Blobs to take from one pack: each with the (file, offset) places it goes.
-type PackJob = Vec<(PackEntry, Vec<(usize, u64)>)>;
+type PackJob = Vec<(PackEntry, unpack::Targets)>;
 
 struct FilePlan {
     target: PathBuf,
@@ -138,7 +138,9 @@ pub fn restore(
     // Content, pack by pack.
     let index = repo.index();
     let mut by_pack: IdMap<PackJob> = IdMap::default();
-    let mut slot: IdMap<(Id, usize)> = IdMap::default();
+    // A file's consecutive blobs are mostly in one pack, whose job is kept
+    // at hand until a blob from another pack comes.
+    let mut cur: Option<(Id, PackJob)> = None;
     for (fi, f) in plan.files.iter().enumerate() {
         if !created[fi] {
             continue;
@@ -152,27 +154,37 @@ pub fn restore(
                 );
                 break;
             };
-            match slot.get(id) {
-                Some((p, i)) => by_pack
-                    .get_mut(p)
-                    .map(|v| v[*i].1.push((fi, off)))
-                    .unwrap_or(()),
-                None => {
-                    let v = by_pack.entry(loc.pack).or_default();
-                    slot.insert(*id, (loc.pack, v.len()));
-                    v.push((loc.entry, vec![(fi, off)]));
+            if cur.as_ref().map(|(p, _)| *p) != Some(loc.pack) {
+                if let Some((p, job)) = cur.take() {
+                    by_pack.insert(p, job);
                 }
+                let job = by_pack.remove(&loc.pack).unwrap_or_default();
+                cur = Some((loc.pack, job));
+            }
+            if let Some((_, job)) = &mut cur {
+                job.push((loc.entry, unpack::Targets::one(fi, off)));
             }
             off += u64::from(loc.entry.raw_length);
         }
     }
-    drop(slot);
+    if let Some((p, job)) = cur {
+        by_pack.insert(p, job);
+    }
     let written = AtomicU64::new(0);
     let mut jobs: Vec<(Id, PackJob)> = by_pack.into_iter().collect();
     jobs.sort_by_key(|(id, _)| *id);
-    for (_, blobs) in &mut jobs {
-        blobs.sort_by_key(|(e, _)| e.offset);
-    }
+    jobs.par_iter_mut().for_each(|(_, blobs)| {
+        // A blob needed in several places is opened once: its places are
+        // gathered on its first mention, in plan order (the sort is stable).
+        blobs.sort_by_key(|(e, _)| (e.offset, e.id));
+        blobs.dedup_by(|(e, t), (first, places)| {
+            let same = e.offset == first.offset && e.id == first.id;
+            if same {
+                places.append(std::mem::replace(t, unpack::Targets::Many(Vec::new())));
+            }
+            same
+        });
+    });
     // Databases are synced before their rename: their pages go to the
     // disk while the packs are decrypted, not all at once at the end.
     let writeback = crate::writeback::WriteBack::start(

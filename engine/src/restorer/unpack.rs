@@ -28,6 +28,38 @@ pub(super) struct PackContext<'a> {
     pub(super) err: &'a (dyn Fn(&Path, String) + Sync),
 }
 
+/// Where one blob's plaintext goes: (file, offset) pairs. Nearly every blob
+/// goes to one place, kept inline; a blob repeated in a file or shared by
+/// files keeps a list. (A database restores over a hundred thousand page
+/// blobs; a list each was that many allocations.)
+pub(super) enum Targets {
+    One([(usize, u64); 1]),
+    Many(Vec<(usize, u64)>),
+}
+
+impl Targets {
+    pub(super) fn one(file: usize, offset: u64) -> Targets {
+        Targets::One([(file, offset)])
+    }
+
+    pub(super) fn as_slice(&self) -> &[(usize, u64)] {
+        match self {
+            Targets::One(t) => t,
+            Targets::Many(v) => v,
+        }
+    }
+
+    /// Adds the places of `other` (the same blob) to these.
+    pub(super) fn append(&mut self, other: Targets) {
+        let mut v = match std::mem::replace(self, Targets::Many(Vec::new())) {
+            Targets::One(t) => t.to_vec(),
+            Targets::Many(v) => v,
+        };
+        v.extend_from_slice(other.as_slice());
+        *self = Targets::Many(v);
+    }
+}
+
 /// Restores the blobs that one pack holds. The pack is read in spans into
 /// `buf`; every blob of a span is decrypted where it lies, and the
 /// plaintexts that continue one another in a file go to it in one
@@ -36,7 +68,7 @@ pub(super) struct PackContext<'a> {
 pub(super) fn restore_pack(
     repo: &Repository,
     pack_id: &Id,
-    blobs: &[(PackEntry, Vec<(usize, u64)>)],
+    blobs: &[(PackEntry, Targets)],
     ctx: &PackContext,
     buf: &mut Vec<u8>,
 ) -> Result<()> {
@@ -57,7 +89,7 @@ pub(super) fn restore_pack(
     // The last blob of this pack each file needs: it is closed after that.
     let mut last_use: HashMap<usize, usize> = HashMap::new();
     for (k, (_, targets)) in blobs.iter().enumerate() {
-        for (fi, _) in targets {
+        for (fi, _) in targets.as_slice() {
             last_use.insert(*fi, k);
         }
     }
@@ -105,7 +137,7 @@ pub(super) fn restore_pack(
                         Plain::Borrowed(p) => p.len(),
                         Plain::Owned(d) => d.len(),
                     } as u64;
-                    for (fi, off) in targets {
+                    for (fi, off) in targets.as_slice() {
                         match &plain {
                             Plain::Borrowed(p) => {
                                 for (a, b) in data_runs(p, *off) {
@@ -123,12 +155,12 @@ pub(super) fn restore_pack(
                     }
                 }
                 Err(x) => {
-                    for (fi, _) in targets {
+                    for (fi, _) in targets.as_slice() {
                         err(&files[*fi].target, format!("{x}; file is incomplete"));
                     }
                 }
             }
-            for (fi, _) in targets {
+            for (fi, _) in targets.as_slice() {
                 if last_use.get(fi) == Some(&(i + k)) {
                     joiner.flush_file(&mut out, *fi);
                     out.close(*fi);
@@ -145,7 +177,7 @@ pub(super) fn restore_pack(
 pub(super) fn will_read_first_span(
     repo: &Repository,
     pack_id: &Id,
-    blobs: &[(PackEntry, Vec<(usize, u64)>)],
+    blobs: &[(PackEntry, Targets)],
 ) {
     if let Some(&(_, _, start, end)) = read_spans(blobs).first() {
         repo.backend()
@@ -157,7 +189,7 @@ pub(super) fn will_read_first_span(
 /// [`READ_SPAN`] bytes whose gaps (bytes of blobs not needed) are at most
 /// [`MAX_GAP_SHARE`] of the read: (first blob, end blob, start offset, end
 /// offset).
-fn read_spans(blobs: &[(PackEntry, Vec<(usize, u64)>)]) -> Vec<(usize, usize, u64, u64)> {
+fn read_spans(blobs: &[(PackEntry, Targets)]) -> Vec<(usize, usize, u64, u64)> {
     let mut spans = Vec::new();
     let mut i = 0;
     while i < blobs.len() {

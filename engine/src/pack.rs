@@ -189,7 +189,13 @@ pub struct FinishedPack {
 
 impl PackWriter {
     pub fn new(blob_type: BlobType, capacity: usize) -> PackWriter {
-        let mut buf = Vec::with_capacity(capacity);
+        PackWriter::with_buffer(blob_type, Vec::with_capacity(capacity))
+    }
+
+    /// A writer filling `buf` (its contents dropped, its memory kept): the
+    /// buffer of a pack already stored.
+    pub fn with_buffer(blob_type: BlobType, mut buf: Vec<u8>) -> PackWriter {
+        buf.clear();
         buf.extend_from_slice(&format::header(FileType::Pack));
         PackWriter {
             blob_type,

@@ -61,6 +61,13 @@ enum Uploader {
 }
 
 /// Deduplicates and packs blobs for one run. Safe to share across threads.
+/// Buffers of stored packs, for the next packs to fill; at most
+/// [`MAX_SPARE_BUFFERS`].
+type Spare = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// Enough for the packs of both types being filled while one is stored.
+const MAX_SPARE_BUFFERS: usize = 2;
+
 pub struct Packer {
     key: Arc<MasterKey>,
     repo_id: Id,
@@ -76,6 +83,7 @@ pub struct Packer {
     open: [Mutex<Option<PackWriter>>; 2],
     tx: Mutex<Option<SyncSender<PackWriter>>>,
     worker: Mutex<Uploader>,
+    spare: Spare,
     pub stats: PackerStats,
 }
 
@@ -97,9 +105,11 @@ impl Packer {
         let backend = repo.backend().clone();
         let key = repo.key().clone();
         let repo_id = *repo.id();
+        let spare = Spare::default();
+        let returned = spare.clone();
         let worker = match std::thread::Builder::new()
             .name("cairn-upload".into())
-            .spawn(move || upload_loop(rx, backend, key, repo_id, dry_run))
+            .spawn(move || upload_loop(rx, backend, key, repo_id, dry_run, returned))
         {
             Ok(h) => Uploader::Running(h),
             Err(e) => Uploader::Failed(Error::InvalidArgument(format!(
@@ -119,6 +129,7 @@ impl Packer {
             open: [Mutex::new(None), Mutex::new(None)],
             tx: Mutex::new(Some(tx)),
             worker: Mutex::new(worker),
+            spare,
             stats: PackerStats::default(),
         }
     }
@@ -208,7 +219,13 @@ impl Packer {
             .fetch_add(sealed.len() as u64, Ordering::Relaxed);
         let slot = &self.open[t as usize];
         let mut g = slot.lock().unwrap_or_else(|e| e.into_inner());
-        let w = g.get_or_insert_with(|| PackWriter::new(t, self.pack_capacity));
+        let w = g.get_or_insert_with(|| {
+            let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            match spare {
+                Some(buf) => PackWriter::with_buffer(t, buf),
+                None => PackWriter::new(t, self.pack_capacity),
+            }
+        });
         w.add(id, sealed, raw_len, compressed);
         if w.len() >= self.pack_size || w.count() as u64 >= crate::limits::MAX_PACK_ENTRIES / 2 {
             if let Some(w) = g.take() {
@@ -289,6 +306,7 @@ fn upload_loop(
     key: Arc<MasterKey>,
     repo_id: Id,
     dry_run: bool,
+    spare: Spare,
 ) -> Result<PackerResult> {
     let mut result = PackerResult::default();
     let mut pending: Vec<IndexPack> = Vec::new();
@@ -313,10 +331,21 @@ fn upload_loop(
     for w in rx.iter() {
         let p = w.finish(&key, &repo_id);
         let size = p.bytes.len() as u64;
-        if !dry_run {
-            if let Err(e) = backend.write(&pack_path(&p.id), p.bytes) {
-                failure = Some(e);
-                break;
+        let done = if dry_run {
+            Some(p.bytes)
+        } else {
+            match backend.write_reusing(&pack_path(&p.id), p.bytes) {
+                Ok(b) => b,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        };
+        if let Some(b) = done {
+            let mut s = spare.lock().unwrap_or_else(|e| e.into_inner());
+            if s.len() < MAX_SPARE_BUFFERS {
+                s.push(b);
             }
         }
         pending.push(IndexPack {

@@ -185,6 +185,13 @@ impl Backend for CachedBackend {
         Ok(())
     }
 
+    fn write_reusing(&self, path: &str, data: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        if path.starts_with(INDEX) || path.starts_with(SNAPSHOTS) {
+            return self.write(path, data).map(|()| None);
+        }
+        self.inner.write_reusing(path, data)
+    }
+
     fn list(&self, dir: &str) -> Result<Vec<FileInfo>> {
         let files = self.inner.list(dir)?;
         if dir == INDEX || dir == SNAPSHOTS {

@@ -96,6 +96,17 @@ impl Backend for LoggedBackend {
         )
     }
 
+    fn write_reusing(&self, path: &str, data: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        let len = data.len();
+        self.logged(
+            "write",
+            path,
+            format!("({len} B)"),
+            |_: &Option<Vec<u8>>| "ok".into(),
+            || self.inner.write_reusing(path, data),
+        )
+    }
+
     fn list(&self, dir: &str) -> Result<Vec<FileInfo>> {
         self.logged(
             "list",

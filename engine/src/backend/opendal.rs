@@ -508,10 +508,15 @@ impl Backend for OpendalBackend {
     }
 
     fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
+        self.write_reusing(path, data).map(|_| ())
+    }
+
+    fn write_reusing(&self, path: &str, data: Vec<u8>) -> Result<Option<Vec<u8>>> {
         if self.rename_writes {
-            return self.write_via_tmp(path, data);
+            return self.write_via_tmp(path, data).map(|()| None);
         }
-        self.block(self.op.write(path, data))
+        let buf = Buffer::from(data);
+        self.block(self.op.write(path, buf.clone()))
             .map_err(|e| self.err("write", path, e))?;
         self.sync_parent(path)?;
         if let Some(root) = &self.local_root {
@@ -519,7 +524,12 @@ impl Backend for OpendalBackend {
                 drop_cached_pages(&root.join(path));
             }
         }
-        Ok(())
+        // The service has let go of its copies once the write returned;
+        // should one still hold the bytes, they are left to it (taking
+        // them back would copy the whole file).
+        let bytes = buf.to_bytes();
+        drop(buf);
+        Ok(bytes.is_unique().then(|| Vec::from(bytes)))
     }
 
     fn list(&self, dir: &str) -> Result<Vec<FileInfo>> {
@@ -629,6 +639,48 @@ mod tests {
 
     /// `will_read` has the kernel fetch the range into the page cache
     /// before it is read, and only that range.
+    #[test]
+    fn local_writes_hand_the_buffer_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = OpendalBackend::local(dir.path(), true).unwrap();
+        let mut data = Vec::with_capacity(3 << 20);
+        data.extend((0..2_000_000u32).map(|i| (i * 7 + i / 331) as u8));
+        let want = data.clone();
+        let (ptr, cap) = (data.as_ptr(), data.capacity());
+        let back = local
+            .write_reusing("data/00/0033", data)
+            .unwrap()
+            .expect("a local write returns its buffer");
+        // The same memory, not a copy, with its spare capacity kept.
+        assert_eq!((back.as_ptr(), back.capacity()), (ptr, cap));
+        assert_eq!(back, want);
+        assert_eq!(
+            std::fs::read(dir.path().join("data/00/0033")).unwrap(),
+            want
+        );
+        // Storage that keeps the bytes (here, renamed uploads) does not.
+        let op = Operator::new(opendal::services::Fs::default().root(dir.path().to_str().unwrap()))
+            .unwrap();
+        let remote = OpendalBackend::remote_with(
+            op,
+            "fs".into(),
+            &RemoteOptions {
+                connections: 1,
+                rename_writes: true,
+                faults: None,
+            },
+        )
+        .unwrap();
+        assert!(remote
+            .write_reusing("data/00/0044", want.clone())
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            std::fs::read(dir.path().join("data/00/0044")).unwrap(),
+            want
+        );
+    }
+
     #[test]
     fn will_read_fetches_ahead() {
         let exe = std::env::current_exe().unwrap();

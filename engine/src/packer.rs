@@ -61,12 +61,16 @@ enum Uploader {
 }
 
 /// Deduplicates and packs blobs for one run. Safe to share across threads.
-/// Buffers of stored packs, for the next packs to fill; at most
+/// Buffers of stored packs, for the next data packs to fill; at most
 /// [`MAX_SPARE_BUFFERS`].
 type Spare = Arc<Mutex<Vec<Vec<u8>>>>;
 
-/// Enough for the packs of both types being filled while one is stored.
-const MAX_SPARE_BUFFERS: usize = 2;
+/// A data pack is handed to the uploader as the next one starts, so the
+/// buffer of the pack stored before is the one the next pack needs: one is
+/// enough, and memory stays at two full packs (one filled, one stored).
+/// Tree packs fill slowly and rarely and take fresh memory, so that a full
+/// buffer does not sit in a tree pack for most of a backup.
+const MAX_SPARE_BUFFERS: usize = 1;
 
 pub struct Packer {
     key: Arc<MasterKey>,
@@ -220,7 +224,10 @@ impl Packer {
         let slot = &self.open[t as usize];
         let mut g = slot.lock().unwrap_or_else(|e| e.into_inner());
         let w = g.get_or_insert_with(|| {
-            let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let spare = match t {
+                BlobType::Data => self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop(),
+                BlobType::Tree => None,
+            };
             match spare {
                 Some(buf) => PackWriter::with_buffer(t, buf),
                 None => PackWriter::new(t, self.pack_capacity),

@@ -67,94 +67,11 @@ impl KdfParams {
         let params =
             argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
                 .map_err(|e| Error::corrupt(path, format!("KDF parameters: {e}")))?;
-        let blocks = params.block_count();
         let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = [0u8; 32];
-        let r = match KdfMemory::new(blocks) {
-            Some(mut m) => {
-                a.hash_password_into_with_memory(password, &self.salt, &mut out, &mut *m)
-            }
-            None => a.hash_password_into(password, &self.salt, &mut out),
-        };
-        r.map_err(|e| Error::corrupt(path, format!("KDF: {e}")))?;
+        a.hash_password_into(password, &self.salt, &mut out)
+            .map_err(|e| Error::corrupt(path, format!("KDF: {e}")))?;
         Ok(out)
-    }
-}
-
-/// The KDF's working memory, mapped in 2 MiB huge pages where the kernel
-/// allows it. Argon2 writes every block of tens of MiB once and then reads
-/// them in a random order: in 4 KiB pages that is one page fault per 4 KiB
-/// (about a quarter of the KDF's time at 64 MiB) and a TLB miss on most
-/// reads, paid by every command before it can do anything else.
-struct KdfMemory {
-    ptr: *mut argon2::Block,
-    blocks: usize,
-    map: (*mut libc::c_void, usize),
-}
-
-impl KdfMemory {
-    const HUGE: usize = 2 << 20;
-
-    /// `None` when the mapping fails; the caller then lets argon2 allocate.
-    fn new(blocks: usize) -> Option<KdfMemory> {
-        let bytes = blocks.checked_mul(argon2::Block::SIZE)?;
-        let len = bytes.checked_add(Self::HUGE)?;
-        // SAFETY: a fresh private anonymous mapping, checked for failure;
-        // it aliases nothing.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return None;
-        }
-        let skip = (Self::HUGE - base as usize % Self::HUGE) % Self::HUGE;
-        // SAFETY: `skip < HUGE`, so `skip + bytes <= len` stays inside the
-        // mapping; the advice is only a hint and its failure is harmless.
-        let ptr = unsafe {
-            let p = (base as *mut u8).add(skip);
-            libc::madvise(p as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE);
-            p as *mut argon2::Block
-        };
-        Some(KdfMemory {
-            ptr,
-            blocks,
-            map: (base, len),
-        })
-    }
-}
-
-impl std::ops::Deref for KdfMemory {
-    type Target = [argon2::Block];
-    fn deref(&self) -> &[argon2::Block] {
-        // SAFETY: `ptr` is 2 MiB aligned (more than Block's 64), points at
-        // `blocks` blocks of the mapping, which lives as long as `self`;
-        // an anonymous mapping reads as zeros, a valid Block (plain words).
-        unsafe { std::slice::from_raw_parts(self.ptr, self.blocks) }
-    }
-}
-
-impl std::ops::DerefMut for KdfMemory {
-    fn deref_mut(&mut self) -> &mut [argon2::Block] {
-        // SAFETY: as in `deref`; `&mut self` makes the borrow unique.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.blocks) }
-    }
-}
-
-impl Drop for KdfMemory {
-    fn drop(&mut self) {
-        // Unmapped pages go back to the kernel, which zeroes them before
-        // any other use, so the password-derived blocks need no wiping here.
-        // SAFETY: unmaps exactly the mapping made in `new`, once.
-        unsafe {
-            libc::munmap(self.map.0, self.map.1);
-        }
     }
 }
 
@@ -258,32 +175,6 @@ mod tests {
         let d = KeyFile::decode(&k.encode(), "k").unwrap();
         assert_eq!(d.unwrap_secret(b"pw", "k").unwrap(), Some(([9; 32], repo)));
         assert_eq!(d.unwrap_secret(b"px", "k").unwrap(), None);
-    }
-
-    #[test]
-    fn mapped_kdf_memory_derives_what_argon2_allocating_derives() {
-        // Lane counts and memory sizes that are and are not multiples of
-        // the 2 MiB alignment; the password and salt move every output bit.
-        for (mem, t, p) in [
-            (limits::MIN_KDF_MEMORY_KIB, 1, 1),
-            (9 << 10, 2, 3),
-            (8200, 1, 4),
-        ] {
-            let kdf = KdfParams::new(mem, t, p);
-            let params = argon2::Params::new(mem, t, p, Some(32)).unwrap();
-            let a =
-                argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-            let mut want = [0u8; 32];
-            a.hash_password_into(b"correct horse", &kdf.salt, &mut want)
-                .unwrap();
-            assert_eq!(kdf.derive(b"correct horse", "k").unwrap(), want);
-            assert_ne!(kdf.derive(b"correct horsf", "k").unwrap(), want);
-        }
-        // The mapping is aligned for huge pages and reads as zeros.
-        let m = KdfMemory::new(3000).unwrap();
-        assert_eq!(m.as_ptr() as usize % KdfMemory::HUGE, 0);
-        assert_eq!(m.len(), 3000);
-        assert!(m.iter().all(|b| b.as_ref().iter().all(|w| *w == 0)));
     }
 
     #[test]

@@ -132,6 +132,41 @@ fn identical_files_in_one_backup_are_stored_once() {
         stat(&b, "bytes_added") <= content.len() as u64 + 64 * 1024,
         "{b}"
     );
+    // A file repeating one block uses the block's inner chunks again and
+    // again. The restore opens each shared blob once and writes it to every
+    // place in every file that holds it.
+    let block = pseudo_random(41, 3 * MIB);
+    let repeated: Vec<u8> = block
+        .iter()
+        .copied()
+        .cycle()
+        .take(4 * block.len())
+        .collect();
+    write(&src.join("sub/repeated"), &repeated);
+    let b = f.backup([&src]);
+    // New: the chunks up to the first boundary in the block, one period's
+    // chunks, and the last chunk; the two middle repeats add nothing.
+    assert!(
+        stat(&b, "bytes_added") < 2 * block.len() as u64 + MIB as u64,
+        "four repeats of a {} byte block added {b}",
+        block.len()
+    );
+    let target = f.path("restored");
+    f.ok([
+        "restore".as_ref(),
+        "latest".as_ref(),
+        "--verify".as_ref(),
+        "--target".as_ref(),
+        target.as_os_str(),
+    ]);
+    let inside = target.join(src.strip_prefix("/").unwrap());
+    for name in ["a", "b", "sub/c", "sub/deeper/d"] {
+        assert!(
+            fs::read(inside.join(name)).unwrap() == content,
+            "{name} differs"
+        );
+    }
+    assert!(fs::read(inside.join("sub/repeated")).unwrap() == repeated);
 }
 
 #[test]

@@ -60,18 +60,19 @@ enum Uploader {
     Finished,
 }
 
-/// Deduplicates and packs blobs for one run. Safe to share across threads.
 /// Buffers of stored packs, for the next data packs to fill; at most
 /// [`MAX_SPARE_BUFFERS`].
 type Spare = Arc<Mutex<Vec<Vec<u8>>>>;
 
 /// A data pack is handed to the uploader as the next one starts, so the
 /// buffer of the pack stored before is the one the next pack needs: one is
-/// enough, and memory stays at two full packs (one filled, one stored).
+/// enough, and data packs hold at most three buffers (one being filled,
+/// one being stored, one kept), against two before they were reused.
 /// Tree packs fill slowly and rarely and take fresh memory, so that a full
 /// buffer does not sit in a tree pack for most of a backup.
 const MAX_SPARE_BUFFERS: usize = 1;
 
+/// Deduplicates and packs blobs for one run. Safe to share across threads.
 pub struct Packer {
     key: Arc<MasterKey>,
     repo_id: Id,

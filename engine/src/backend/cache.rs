@@ -139,6 +139,12 @@ impl CachedBackend {
     }
 }
 
+/// Files the cache keeps a copy of as they are written: a backup's new
+/// index and snapshot files, read by the next command.
+fn kept_when_written(path: &str) -> bool {
+    path.starts_with(INDEX) || path.starts_with(SNAPSHOTS)
+}
+
 impl Backend for CachedBackend {
     fn location(&self) -> &str {
         self.inner.location()
@@ -177,7 +183,7 @@ impl Backend for CachedBackend {
     }
 
     fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
-        let keep = (path.starts_with(INDEX) || path.starts_with(SNAPSHOTS)).then(|| data.clone());
+        let keep = kept_when_written(path).then(|| data.clone());
         self.inner.write(path, data)?;
         if let Some(d) = keep {
             self.store(path, &d);
@@ -186,7 +192,7 @@ impl Backend for CachedBackend {
     }
 
     fn write_reusing(&self, path: &str, data: Vec<u8>) -> Result<Option<Vec<u8>>> {
-        if path.starts_with(INDEX) || path.starts_with(SNAPSHOTS) {
+        if kept_when_written(path) {
             return self.write(path, data).map(|()| None);
         }
         self.inner.write_reusing(path, data)

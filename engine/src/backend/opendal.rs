@@ -591,6 +591,19 @@ impl Backend for OpendalBackend {
 mod tests {
     use super::*;
 
+    /// A directory served as remote storage is: every read and write
+    /// through OpenDAL's fs service, none of the local shortcuts.
+    fn through_opendal(root: &Path, rename_writes: bool) -> OpendalBackend {
+        let op =
+            Operator::new(opendal::services::Fs::default().root(root.to_str().unwrap())).unwrap();
+        let opts = RemoteOptions {
+            connections: 1,
+            rename_writes,
+            faults: None,
+        };
+        OpendalBackend::remote_with(op, "fs".into(), &opts).unwrap()
+    }
+
     /// Pages of the file at `path` that are in the page cache.
     fn resident_pages(path: &Path) -> usize {
         use std::os::fd::AsRawFd;
@@ -659,18 +672,7 @@ mod tests {
             want
         );
         // Storage that keeps the bytes (here, renamed uploads) does not.
-        let op = Operator::new(opendal::services::Fs::default().root(dir.path().to_str().unwrap()))
-            .unwrap();
-        let remote = OpendalBackend::remote_with(
-            op,
-            "fs".into(),
-            &RemoteOptions {
-                connections: 1,
-                rename_writes: true,
-                faults: None,
-            },
-        )
-        .unwrap();
+        let remote = through_opendal(dir.path(), true);
         assert!(remote
             .write_reusing("data/00/0044", want.clone())
             .unwrap()
@@ -714,18 +716,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let local = OpendalBackend::local(dir.path(), true).unwrap();
         assert!(local.direct_reads || std::env::var_os("CAIRN_FAULTS").is_some());
-        let op = Operator::new(opendal::services::Fs::default().root(dir.path().to_str().unwrap()))
-            .unwrap();
-        let od = OpendalBackend::remote_with(
-            op,
-            "fs".into(),
-            &RemoteOptions {
-                connections: 1,
-                rename_writes: false,
-                faults: None,
-            },
-        )
-        .unwrap();
+        let od = through_opendal(dir.path(), false);
         let data: Vec<u8> = (0..5_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
         local.write("data/ab/abcd", data.clone()).unwrap();
         for b in [&local, &od] {

@@ -162,7 +162,7 @@ struct Archiver<'a> {
     /// Databases to capture through SQLite.
     sqlite: std::collections::HashSet<PathBuf>,
     /// Threads that hash and seal a live database's pages (see
-    /// `in_capture_pool`), made on first use.
+    /// `seal_pages`), made on first use.
     capture_pool: std::sync::OnceLock<Option<rayon::ThreadPool>>,
 }
 
@@ -801,16 +801,17 @@ impl Archiver<'_> {
         Ok(())
     }
 
-    /// Runs `f` (the hashing and sealing of a database's pages) on one
-    /// thread fewer than there are cores. A live database's application
-    /// runs on this machine while it is captured; with every core busy
-    /// hashing, a writer on a two-core machine lost a fifth of its
-    /// transaction rate, and with one core left to it, none, while an
-    /// incremental capture of 530 MiB took 14% longer (1.13 -> 1.29 s).
-    fn in_capture_pool<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+    /// Hashes and seals a batch of a database's pages, leaving one core to
+    /// the application writing the database while it is captured. With
+    /// every core busy hashing, a writer on a two-core machine lost a fifth
+    /// of its transaction rate. On two cores the batch is sealed on the
+    /// capturing thread itself: a second thread taking turns with it would
+    /// be woken, batch after batch, on whichever core was idle a moment,
+    /// often the writer's.
+    fn seal_pages(&self, batch: &[Vec<u8>]) -> Vec<Result<Id>> {
         let pool = self.capture_pool.get_or_init(|| {
             let cores = rayon::current_num_threads();
-            if cores <= 1 {
+            if cores <= 2 {
                 return None;
             }
             rayon::ThreadPoolBuilder::new()
@@ -819,9 +820,10 @@ impl Archiver<'_> {
                 .build()
                 .ok()
         });
+        let seal = |c: &Vec<u8>| self.packer.save(BlobType::Data, c);
         match pool {
-            Some(p) => p.install(f),
-            None => f(),
+            Some(p) => p.install(|| batch.par_iter().map(seal).collect()),
+            None => batch.iter().map(seal).collect(),
         }
     }
 
@@ -833,13 +835,7 @@ impl Archiver<'_> {
         let mut size = 0u64;
         let mut fatal: Option<Error> = None;
         let flush = |batch: &mut Vec<Vec<u8>>, content: &mut Vec<Id>| -> Result<()> {
-            let ids: Vec<Result<Id>> = self.in_capture_pool(|| {
-                batch
-                    .par_iter()
-                    .map(|c| self.packer.save(BlobType::Data, c))
-                    .collect()
-            });
-            for id in ids {
+            for id in self.seal_pages(batch) {
                 content.push(id?);
             }
             batch.clear();

@@ -4,9 +4,20 @@
 //! encryption key, the blob-ID key and the chunker seed are derived from it
 //! with BLAKE3's `derive_key` under fixed context strings, so they are
 //! independent and no key is ever derived from the password directly.
+//!
+//! XChaCha20-Poly1305 is composed as its specification defines it: HChaCha20
+//! of the key and the nonce's first 16 bytes gives a one-message subkey for
+//! ChaCha20-Poly1305 (RFC 8439) with the nonce's last 8 bytes. HChaCha20 is
+//! the `chacha20` crate's; the bulk cipher is AWS-LC's (already linked for
+//! TLS), whose ChaCha20 and Poly1305 run at 1.6 GB/s on 4 KiB messages
+//! where the pure-Rust pair runs at 0.72. A restore opens, and a backup
+//! seals, every blob, most of them one database page long. The bytes are
+//! the same either way: the tests check them against the `chacha20poly1305`
+//! crate and format-spec's vectors.
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
+use chacha20::cipher::consts::U10;
+use chacha20::cipher::generic_array::GenericArray;
 use rand::RngCore;
 use std::ops::Range;
 
@@ -21,6 +32,58 @@ pub const NONCE_LEN: usize = 24;
 pub const TAG_LEN: usize = 16;
 /// Bytes an encrypted part adds to its plaintext.
 pub const OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+
+/// An XChaCha20-Poly1305 key.
+struct XChaCha20Poly1305 {
+    key: [u8; 32],
+}
+
+impl XChaCha20Poly1305 {
+    fn new(key: &[u8; 32]) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305 { key: *key }
+    }
+
+    /// The ChaCha20-Poly1305 key and nonce for the message under `nonce`.
+    fn message_key(&self, nonce: &[u8; NONCE_LEN]) -> (LessSafeKey, Nonce) {
+        let mut sub = chacha20::hchacha::<U10>(
+            GenericArray::from_slice(&self.key),
+            GenericArray::from_slice(&nonce[..16]),
+        );
+        // Only a key of the wrong length is refused, and this one is 32
+        // bytes by its type.
+        let key = UnboundKey::new(&CHACHA20_POLY1305, &sub).expect("32-byte ChaCha20 key");
+        sub.fill(0);
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&nonce[16..]);
+        (LessSafeKey::new(key), Nonce::assume_unique_for_key(n))
+    }
+
+    /// Encrypts `in_out` where it lies and returns the tag.
+    fn seal(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], in_out: &mut [u8]) -> [u8; TAG_LEN] {
+        let (key, n) = self.message_key(nonce);
+        // Sealing fails only for messages longer than the cipher's limit
+        // (256 GiB), far beyond every format limit; such a message is a bug.
+        let tag = key
+            .seal_in_place_separate_tag(n, Aad::from(aad), in_out)
+            .expect("message within ChaCha20-Poly1305 length limit");
+        let mut t = [0u8; TAG_LEN];
+        t.copy_from_slice(tag.as_ref());
+        t
+    }
+
+    /// Authenticates ciphertext || tag and decrypts the ciphertext where it
+    /// lies; false (the bytes then undefined) when it fails.
+    fn open(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], ct_tag: &mut [u8]) -> bool {
+        let (key, n) = self.message_key(nonce);
+        key.open_in_place(n, Aad::from(aad), ct_tag).is_ok()
+    }
+}
+
+impl Drop for XChaCha20Poly1305 {
+    fn drop(&mut self) {
+        self.key.fill(0);
+    }
+}
 
 /// The repository's key material, derived from its master secret.
 pub struct MasterKey {
@@ -45,7 +108,7 @@ impl MasterKey {
         seed.copy_from_slice(&seed_bytes[..8]);
         MasterKey {
             secret,
-            cipher: XChaCha20Poly1305::new(Key::from_slice(&enc)),
+            cipher: XChaCha20Poly1305::new(&enc),
             id_key,
             chunker_seed: u64::from_le_bytes(seed),
         }
@@ -101,16 +164,12 @@ impl Drop for MasterKey {
 
 /// Seals with an arbitrary 32-byte key (key wrapping).
 pub fn seal_with_key(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-    seal_with(
-        &XChaCha20Poly1305::new(Key::from_slice(key)),
-        aad,
-        plaintext,
-    )
+    seal_with(&XChaCha20Poly1305::new(key), aad, plaintext)
 }
 
 /// Opens with an arbitrary 32-byte key (key unwrapping).
 pub fn open_with_key(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
-    open_with(&XChaCha20Poly1305::new(Key::from_slice(key)), aad, sealed)
+    open_with(&XChaCha20Poly1305::new(key), aad, sealed)
 }
 
 fn seal_with(cipher: &XChaCha20Poly1305, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
@@ -126,18 +185,14 @@ fn seal_into_with(cipher: &XChaCha20Poly1305, aad: &[u8], plaintext: &[u8], out:
     out.reserve(plaintext.len() + OVERHEAD);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);
-    // Encryption fails only for messages longer than the cipher's limit
-    // (256 GiB), far beyond every format limit; such a message is a bug.
-    let tag = cipher
-        .encrypt_in_place_detached(XNonce::from_slice(&nonce), aad, &mut out[NONCE_LEN..])
-        .expect("message within XChaCha20-Poly1305 length limit");
+    let tag = cipher.seal(&nonce, aad, &mut out[NONCE_LEN..]);
     out.extend_from_slice(&tag);
 }
 
-/// Decrypts nonce || ciphertext || tag where it lies after authenticating
-/// it; the plaintext is then `sealed[NONCE_LEN..sealed.len() - TAG_LEN]`.
-/// The cipher checks the tag before it decrypts, so a part that fails is
-/// left as it was.
+/// Authenticates nonce || ciphertext || tag and decrypts it where it lies;
+/// the plaintext is then `sealed[NONCE_LEN..sealed.len() - TAG_LEN]`. When
+/// it fails, the ciphertext may have been partly overwritten: a part that
+/// fails authentication is of no use either way.
 fn open_in_place_with(
     cipher: &XChaCha20Poly1305,
     aad: &[u8],
@@ -147,12 +202,10 @@ fn open_in_place_with(
         return None;
     }
     let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
-    let split = rest.len() - TAG_LEN;
-    let (ct, tag) = rest.split_at_mut(split);
+    let nonce: &[u8; NONCE_LEN] = (&*nonce).try_into().ok()?;
     cipher
-        .decrypt_in_place_detached(XNonce::from_slice(nonce), aad, ct, Tag::from_slice(tag))
-        .ok()?;
-    Some(NONCE_LEN..NONCE_LEN + split)
+        .open(nonce, aad, rest)
+        .then_some(NONCE_LEN..sealed.len() - TAG_LEN)
 }
 
 fn open_with(cipher: &XChaCha20Poly1305, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
@@ -160,16 +213,12 @@ fn open_with(cipher: &XChaCha20Poly1305, aad: &[u8], sealed: &[u8]) -> Option<Ve
         return None;
     }
     let (nonce, rest) = sealed.split_at(NONCE_LEN);
-    let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
-    let mut buf = ct.to_vec();
-    cipher
-        .decrypt_in_place_detached(
-            XNonce::from_slice(nonce),
-            aad,
-            &mut buf,
-            Tag::from_slice(tag),
-        )
-        .ok()?;
+    let nonce: &[u8; NONCE_LEN] = nonce.try_into().ok()?;
+    let mut buf = rest.to_vec();
+    if !cipher.open(nonce, aad, &mut buf) {
+        return None;
+    }
+    buf.truncate(rest.len() - TAG_LEN);
     Some(buf)
 }
 
@@ -225,12 +274,14 @@ mod tests {
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 1;
-            let before = bad.clone();
             assert!(
                 k.open_in_place(b"aad", &mut bad).is_none(),
                 "flip at {i} accepted"
             );
-            assert_eq!(bad, before, "a part that fails is left as it was");
+            assert!(
+                !bad.windows(11).any(|w| w == b"hello world"),
+                "a part that fails exposes no plaintext (flip at {i})"
+            );
         }
         assert!(k.open_in_place(b"aae", &mut sealed.clone()).is_none());
         assert!(k
@@ -241,6 +292,43 @@ mod tests {
             k.open_in_place(b"aad", &mut empty.clone()),
             Some(NONCE_LEN..NONCE_LEN)
         );
+    }
+
+    /// The composed cipher is XChaCha20-Poly1305 byte for byte: the
+    /// `chacha20poly1305` crate, an independent implementation, gives the
+    /// same ciphertext and tag and opens what this one seals, at lengths
+    /// around the block and Poly1305 boundaries and with altered tags.
+    #[test]
+    fn agrees_with_the_chacha20poly1305_crate() {
+        use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+        let mut rng = rand::rngs::OsRng;
+        for len in [
+            0usize, 1, 15, 16, 17, 63, 64, 65, 255, 256, 257, 4096, 70_001,
+        ] {
+            let mut key = [0u8; 32];
+            let mut nonce = [0u8; NONCE_LEN];
+            let mut aad = vec![0u8; len % 37];
+            let mut plain = vec![0u8; len];
+            rng.fill_bytes(&mut key);
+            rng.fill_bytes(&mut nonce);
+            rng.fill_bytes(&mut aad);
+            rng.fill_bytes(&mut plain);
+            let theirs = chacha20poly1305::XChaCha20Poly1305::new((&key).into());
+            let mut want = plain.clone();
+            let want_tag = theirs
+                .encrypt_in_place_detached((&nonce).into(), &aad, &mut want)
+                .unwrap();
+            let ours = XChaCha20Poly1305::new(&key);
+            let mut got = plain.clone();
+            let tag = ours.seal(&nonce, &aad, &mut got);
+            assert_eq!(got, want, "ciphertext, {len} bytes");
+            assert_eq!(&tag[..], &want_tag[..], "tag, {len} bytes");
+            let mut sealed = [&nonce[..], &want, &want_tag].concat();
+            assert_eq!(open_with(&ours, &aad, &sealed), Some(plain.clone()));
+            let last = sealed.len() - 1;
+            sealed[last] ^= 0x80;
+            assert_eq!(open_with(&ours, &aad, &sealed), None, "{len} bytes");
+        }
     }
 
     #[test]

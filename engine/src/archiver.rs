@@ -842,22 +842,34 @@ impl Archiver<'_> {
             Ok(())
         };
         let mut pending: Vec<u8> = Vec::new();
-        let r = crate::sqlite::capture(path, self.opts.sqlite_timeout, self.cancel, |page| {
-            size += page.len() as u64;
-            inc(&self.counters.bytes_read, page.len() as u64);
-            self.progress.bytes_read(page.len() as u64);
-            // Small pages are grouped so that no blob is under 4 KiB.
-            pending.extend_from_slice(page);
-            if pending.len() >= 4096 {
-                batch.push(std::mem::take(&mut pending));
-            }
-            if batch.len() >= SQLITE_BATCH {
-                if let Err(e) = flush(&mut batch, &mut content) {
-                    fatal = Some(e);
-                    return Err(Error::Interrupted);
+        let capture = || {
+            crate::sqlite::capture(path, self.opts.sqlite_timeout, self.cancel, |page| {
+                size += page.len() as u64;
+                inc(&self.counters.bytes_read, page.len() as u64);
+                self.progress.bytes_read(page.len() as u64);
+                // Small pages are grouped so that no blob is under 4 KiB.
+                pending.extend_from_slice(page);
+                if pending.len() >= 4096 {
+                    batch.push(std::mem::take(&mut pending));
                 }
-            }
-            Ok(())
+                if batch.len() >= SQLITE_BATCH {
+                    if let Err(e) = flush(&mut batch, &mut content) {
+                        fatal = Some(e);
+                        return Err(Error::Interrupted);
+                    }
+                }
+                Ok(())
+            })
+        };
+        // A thread of its own, which the capture may lower in priority for
+        // as long as it reads a database in WAL mode (see sqlite::capture).
+        let r = std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .name("cairn-capture".into())
+                .spawn_scoped(s, capture)
+                .map_err(|e| Error::io(path, e))?
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         });
         if let Some(e) = fatal {
             return Err(e);

@@ -191,8 +191,8 @@ fn seal_into_with(cipher: &XChaCha20Poly1305, aad: &[u8], plaintext: &[u8], out:
 
 /// Authenticates nonce || ciphertext || tag and decrypts it where it lies;
 /// the plaintext is then `sealed[NONCE_LEN..sealed.len() - TAG_LEN]`. When
-/// it fails, the ciphertext may have been partly overwritten: a part that
-/// fails authentication is of no use either way.
+/// it fails, AWS-LC overwrites the ciphertext with zeros, so no plaintext
+/// that failed authentication is ever seen.
 fn open_in_place_with(
     cipher: &XChaCha20Poly1305,
     aad: &[u8],

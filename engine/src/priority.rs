@@ -6,6 +6,11 @@
 /// Lowest CPU priority: the `nice` value given to a background run.
 pub const NICE: i32 = 19;
 
+/// CPU priority of a database capture that blocks no writer (WAL mode):
+/// when it and the application compete for a core, the application gets
+/// about nine tenths of it; on an idle core the capture runs at full speed.
+pub const CAPTURE_NICE: i32 = 10;
+
 /// Linux's idle I/O scheduling class (`ioprio_set(2)`): disk time only when
 /// no other process wants it, where the disk's scheduler honours classes
 /// (BFQ); others ignore it.
@@ -39,4 +44,70 @@ pub fn lower() -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Lowers the calling thread alone to `nice` (never raises it: a thread
+/// already at a lower priority, as under `--low-priority`, stays there).
+/// Linux keeps a priority per thread; elsewhere this would change the whole
+/// process, so it does nothing. The thread keeps the priority until it
+/// exits: an unprivileged thread cannot raise it again.
+pub fn lower_this_thread(nice: i32) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        // Safety: plain system calls on the calling thread (`gettid`, a
+        // `who` of that thread's ID) with constant arguments.
+        let tid = unsafe { libc::gettid() } as libc::id_t;
+        // -1 is also a valid priority; an error is told by errno alone.
+        // Safety: as above.
+        let now = unsafe {
+            *libc::__errno_location() = 0;
+            libc::getpriority(libc::PRIO_PROCESS, tid)
+        };
+        if now == -1 && std::io::Error::last_os_error().raw_os_error() != Some(0) {
+            return Err(std::io::Error::last_os_error());
+        }
+        if now >= nice {
+            return Ok(());
+        }
+        // Safety: as above.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+    Ok(())
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    fn nice_of_this_thread() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        // Field 19, counted after the parenthesised command name.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        rest.split(' ').nth(16).unwrap().parse().unwrap()
+    }
+
+    /// Only the calling thread is lowered, and never raised back.
+    #[test]
+    fn lowers_only_the_calling_thread() {
+        let main_before = nice_of_this_thread();
+        let (lowered, again) = std::thread::spawn(|| {
+            lower_this_thread(CAPTURE_NICE).unwrap();
+            let lowered = nice_of_this_thread();
+            lower_this_thread(CAPTURE_NICE - 5).unwrap();
+            (lowered, nice_of_this_thread())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(lowered, CAPTURE_NICE.max(main_before));
+        assert_eq!(again, lowered, "a lower priority is kept");
+        assert_eq!(
+            nice_of_this_thread(),
+            main_before,
+            "other threads unchanged"
+        );
+    }
 }

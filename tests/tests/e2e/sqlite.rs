@@ -471,56 +471,97 @@ fn bulk_db(db: &Path) {
     ]);
 }
 
-/// The names of a process's threads.
-fn thread_names(pid: u32) -> Vec<String> {
+/// The name and nice value of each of a process's threads.
+fn threads(pid: u32) -> Vec<(String, i32)> {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };
     tasks
         .flatten()
-        .filter_map(|t| fs::read_to_string(t.path().join("comm")).ok())
-        .map(|n| n.trim_end().to_string())
+        .filter_map(|t| fs::read_to_string(t.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // pid (comm) state ... with nice the 19th field.
+            let name = &stat[stat.find('(')? + 1..stat.rfind(')')?];
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let nice = rest.split(' ').nth(16)?.parse().ok()?;
+            Some((name.to_string(), nice))
+        })
         .collect()
+}
+
+/// Backs up one database while watching the threads: the names of the
+/// page-sealing pool's threads, and the capture thread's nice value against
+/// that of the process's first thread.
+fn watch_capture(f: &Fixture, db: &Path) -> (std::collections::BTreeSet<String>, i32, i32) {
+    let mut c = f.command();
+    c.args(["backup", "--json", "--sqlite"])
+        .arg(db)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let pid = child.id();
+    let mut pool = std::collections::BTreeSet::new();
+    let (mut main_nice, mut capture_nice) = (None, None);
+    let mut polls = 0;
+    while child.try_wait().unwrap().is_none() {
+        polls += 1;
+        for (name, nice) in threads(pid) {
+            if name.starts_with("cairn-sqlite") {
+                pool.insert(name);
+            } else if name == "cairn-capture" {
+                capture_nice = Some(capture_nice.map_or(nice, |n: i32| n.max(nice)));
+            } else if name == "cairn" {
+                main_nice.get_or_insert(nice);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let r = wait_run(child, "cairn backup --sqlite");
+    r.code(0);
+    assert!(polls > 5, "the backup ended before it could be watched");
+    let main_nice = main_nice.expect("the backup's first thread was never seen");
+    let capture_nice = capture_nice.expect("no capture thread was seen");
+    (pool, main_nice, capture_nice)
 }
 
 /// A live database's pages are hashed and sealed on one thread fewer than
 /// there are cores, so that the application writing it keeps a core
 /// (`bench/sqlite.sh` measures what that does for a writer's rate). On two
 /// cores that one thread is the capturing thread itself: no page-sealing
-/// pool is started.
+/// pool is started. In WAL mode, where it blocks no writer, the capture
+/// thread runs at nice 10 so the application wins the CPU when they
+/// compete; in rollback-journal mode, where writers wait for its lock, it
+/// keeps the process's priority.
 #[test]
 fn sqlite_capture_leaves_a_core_to_the_application() {
     let f = Fixture::new();
-    let db = f.path("big.db");
-    bulk_db(&db);
+    let wal = f.path("big.db");
+    bulk_db(&wal);
+    let rollback = f.path("rollback.db");
+    py([
+        "bulk".as_ref(),
+        rollback.as_os_str(),
+        "--journal".as_ref(),
+        "delete".as_ref(),
+        "--rows".as_ref(),
+        "20000".as_ref(),
+        "--row-bytes".as_ref(),
+        "1000".as_ref(),
+    ]);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut c = f.command();
-    c.args(["backup", "--json", "--sqlite"])
-        .arg(&db)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let pid = child.id();
-    let mut seen = std::collections::BTreeSet::new();
-    let mut polls = 0;
-    while child.try_wait().unwrap().is_none() {
-        polls += 1;
-        seen.extend(
-            thread_names(pid)
-                .into_iter()
-                .filter(|n| n.starts_with("cairn-sqlite")),
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let r = wait_run(child, "cairn backup --sqlite");
-    r.code(0);
-    assert!(polls > 5, "the backup ended before it could be watched");
-    let pool = if cores <= 2 { 0 } else { cores - 1 };
+    let pool_size = if cores <= 2 { 0 } else { cores - 1 };
     let want: std::collections::BTreeSet<String> =
-        (0..pool).map(|i| format!("cairn-sqlite-{i}")).collect();
-    assert_eq!(seen, want, "capture threads on {cores} cores");
-    assert_eq!(f.all_snapshots().len(), 1);
+        (0..pool_size).map(|i| format!("cairn-sqlite-{i}")).collect();
+
+    let (pool, main_nice, capture_nice) = watch_capture(&f, &wal);
+    assert_eq!(pool, want, "capture threads on {cores} cores");
+    assert_eq!(capture_nice, main_nice.max(10), "WAL capture thread's nice");
+
+    let (pool, main_nice, capture_nice) = watch_capture(&f, &rollback);
+    assert_eq!(pool, want, "capture threads on {cores} cores");
+    assert_eq!(capture_nice, main_nice, "rollback-journal capture thread's nice");
+    assert_eq!(f.all_snapshots().len(), 2);
 }
 
 // -------------------------------------------------------- incremental

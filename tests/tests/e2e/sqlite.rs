@@ -551,8 +551,9 @@ fn sqlite_capture_leaves_a_core_to_the_application() {
     ]);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool_size = if cores <= 2 { 0 } else { cores - 1 };
-    let want: std::collections::BTreeSet<String> =
-        (0..pool_size).map(|i| format!("cairn-sqlite-{i}")).collect();
+    let want: std::collections::BTreeSet<String> = (0..pool_size)
+        .map(|i| format!("cairn-sqlite-{i}"))
+        .collect();
 
     let (pool, main_nice, capture_nice) = watch_capture(&f, &wal);
     assert_eq!(pool, want, "capture threads on {cores} cores");
@@ -560,7 +561,10 @@ fn sqlite_capture_leaves_a_core_to_the_application() {
 
     let (pool, main_nice, capture_nice) = watch_capture(&f, &rollback);
     assert_eq!(pool, want, "capture threads on {cores} cores");
-    assert_eq!(capture_nice, main_nice, "rollback-journal capture thread's nice");
+    assert_eq!(
+        capture_nice, main_nice,
+        "rollback-journal capture thread's nice"
+    );
     assert_eq!(f.all_snapshots().len(), 2);
 }
 

@@ -54,14 +54,13 @@ pub fn lower() -> std::io::Result<()> {
 pub fn lower_this_thread(nice: i32) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
     {
-        // Safety: plain system calls on the calling thread (`gettid`, a
-        // `who` of that thread's ID) with constant arguments.
-        let tid = unsafe { libc::gettid() } as libc::id_t;
+        // On Linux a `who` of 0 is the calling thread, as in `lower`.
         // -1 is also a valid priority; an error is told by errno alone.
-        // Safety: as above.
+        // Safety: plain system calls on the calling thread with constant
+        // arguments.
         let now = unsafe {
             *libc::__errno_location() = 0;
-            libc::getpriority(libc::PRIO_PROCESS, tid)
+            libc::getpriority(libc::PRIO_PROCESS, 0)
         };
         if now == -1 && std::io::Error::last_os_error().raw_os_error() != Some(0) {
             return Err(std::io::Error::last_os_error());
@@ -70,7 +69,7 @@ pub fn lower_this_thread(nice: i32) -> std::io::Result<()> {
             return Ok(());
         }
         // Safety: as above.
-        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) } != 0 {
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
     }

@@ -9,13 +9,17 @@
 #   backup2  the same backup again, nothing changed
 #   restore  restore the latest snapshot into an empty directory
 # and print wall time, CPU time (user+sys), peak RSS and repository size,
-# followed by peer/cairn ratios.
+# followed by peer/cairn ratios. With ROUNDS=N every tool goes through those
+# phases N times, in a rotated order, and the medians are reported.
 #
 # Environment:
 #   BENCH_DIR  work directory (default: a new mktemp -d /var/tmp/cairn-bench.XXXX)
 #   KEEP=1     keep repositories and caches (otherwise only logs and TSVs stay)
 #   SKIP=...   tools to leave out, comma- or space-separated (e.g. SKIP=borg,rustic)
 #   CAIRN_BIN  use this cairn binary instead of building one
+#   ROUNDS=N   rounds of backup1/backup2/restore per tool (default 1); each
+#              round starts from a new repository, and round r starts with
+#              the r-th tool so no tool always runs first; medians reported
 #
 # Output: a table and ratios on stdout, $BENCH_DIR/results.tsv and
 # $BENCH_DIR/ratios.tsv, per-phase stdout/stderr in $BENCH_DIR/logs/.
@@ -42,6 +46,8 @@ fi
 TREE=$(realpath -e -- "$TREE")
 
 SKIP=${SKIP:-}
+ROUNDS=${ROUNDS:-1}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, not '$ROUNDS'"
 skipped() { [[ ",${SKIP//[[:space:]]/,}," == *",$1,"* ]]; }
 
 # ------------------------------------------------------------- dependencies
@@ -176,6 +182,7 @@ say "             restic: default compression (auto), default pack size"
 say "             borg: init --encryption=repokey-blake2, create --compression zstd,3"
 [[ " ${TOOLS[*]} " != *" rustic "* ]] || say "             rustic: defaults"
 [[ -n ${SKIP// /} ]] && say "  skipped:   $SKIP"
+(( ROUNDS == 1 )) || say "  rounds:    $ROUNDS (rotated tool order; medians reported; prune in the last round only)"
 say
 note "warming the page cache: reading every file of the tree once"
 find "$TREE" -type f -print0 | xargs -0 -r cat >/dev/null ||
@@ -231,14 +238,14 @@ set_cmd() { # TOOL ACTION REPO [ARG] -> CMD array
 # measure TOOL PHASE CWD -- runs CMD in CWD under GNU time, fills the arrays.
 # Returns the command's exit status.
 measure() {
-    local tool=$1 phase=$2 cwd=$3 key="$1/$2"
-    local tf=$LOGS/$tool.$phase.time rc=0 wall user sys maxkb
+    local tool=$1 phase=$2 cwd=$3 key="$1/$2/$ROUND" log=$LOGS/$1.$2$SFX
+    local tf=$log.time rc=0 wall user sys maxkb
     note "$tool $phase: ${CMD[*]}"
     # Write out what earlier phases left dirty, untimed, so that their
     # write-back does not land in this phase's time.
     sync
     (cd "$cwd" && /usr/bin/time -f '%e %U %S %M' -o "$tf" "${CMD[@]}") \
-        >"$LOGS/$tool.$phase.out" 2>"$LOGS/$tool.$phase.err" || rc=$?
+        >"$log.out" 2>"$log.err" || rc=$?
     # On failure GNU time writes "Command exited with non-zero status N" first.
     read -r wall user sys maxkb < <(tail -n1 "$tf") || true
     WALL[$key]=${wall:-}
@@ -250,8 +257,8 @@ measure() {
     else
         STATUS[$key]="FAIL($rc)"
         FAILED+=("$tool.$phase")
-        say "    FAILED with status $rc; stderr ($LOGS/$tool.$phase.err):"
-        tail -n 20 "$LOGS/$tool.$phase.err" | sed 's/^/      /'
+        say "    FAILED with status $rc; stderr ($log.err):"
+        tail -n 20 "$log.err" | sed 's/^/      /'
     fi
     return "$rc"
 }
@@ -285,15 +292,16 @@ verify_restore() { # TOOL DST
 
 run_tool() {
     local tool=$1 repo=$REPOS/$1 dst=$RESTORE/$1 last=
-    say "---------------------------------------------------------------- $tool"
+    say "---------------------------------------------------------------- $tool${SFX:+ (round $ROUND)}"
+    rm -rf -- "$repo" "$CACHE/${tool}"
     set_cmd "$tool" init "$repo"
     note "$tool init: ${CMD[*]}"
-    if ! "${CMD[@]}" >"$LOGS/$tool.init.out" 2>"$LOGS/$tool.init.err"; then
-        say "    init FAILED; stderr ($LOGS/$tool.init.err):"
-        tail -n 20 "$LOGS/$tool.init.err" | sed 's/^/      /'
+    if ! "${CMD[@]}" >"$LOGS/$tool.init$SFX.out" 2>"$LOGS/$tool.init$SFX.err"; then
+        say "    init FAILED; stderr ($LOGS/$tool.init$SFX.err):"
+        tail -n 20 "$LOGS/$tool.init$SFX.err" | sed 's/^/      /'
         FAILED+=("$tool.init")
         local p
-        for p in "${PHASES[@]}"; do STATUS[$tool/$p]="FAIL(init)"; done
+        for p in "${PHASES[@]}"; do STATUS[$tool/$p/$ROUND]="FAIL(init)"; done
         return 0
     fi
 
@@ -301,11 +309,11 @@ run_tool() {
     for n in 1 2; do
         set_cmd "$tool" backup "$repo" "b$n"
         if measure "$tool" "backup$n" "$BENCH_DIR"; then last=b$n; fi
-        REPO[$tool/backup$n]=$(repo_mib "$repo")
-        say "    repository: ${REPO[$tool/backup$n]} MiB"
+        REPO[$tool/backup$n/$ROUND]=$(repo_mib "$repo")
+        say "    repository: ${REPO[$tool/backup$n/$ROUND]} MiB"
     done
     if [[ -z $last ]]; then
-        STATUS[$tool/restore]="skip(no snapshot)"
+        STATUS[$tool/restore/$ROUND]="skip(no snapshot)"
         return 0
     fi
 
@@ -313,53 +321,94 @@ run_tool() {
     set_cmd "$tool" restore "$repo" "$( [[ $tool == borg ]] && echo "$last" || echo "$dst")"
     if measure "$tool" restore "$dst"; then
         if ! verify_restore "$tool" "$dst"; then
-            STATUS[$tool/restore]=MISMATCH
+            STATUS[$tool/restore/$ROUND]=MISMATCH
             FAILED+=("$tool.restore(mismatch)")
         fi
     fi
     rm -rf -- "$dst"
 
-    if [[ $tool == cairn || $tool == restic ]]; then
+    if [[ $tool != cairn && $tool != restic ]]; then
+        STATUS[$tool/prune/$ROUND]="n/a"
+    elif (( ROUND == ROUNDS )); then
         local churn=$BENCH_DIR/churn i before after
         note "$tool: $CHURN_STEPS churn backups for the prune phase"
         for ((i = 1; i <= CHURN_STEPS; i++)); do
             rm -rf -- "$churn" && mkdir -p -- "$churn" && cp -- "$CHURN_SRC/f$i" "$churn/"
             set_cmd "$tool" churn "$repo" "$churn"
-            "${CMD[@]}" >>"$LOGS/$tool.churn.out" 2>>"$LOGS/$tool.churn.err" || { FAILED+=("$tool.churn"); STATUS[$tool/prune]="FAIL(churn)"; return 0; }
+            "${CMD[@]}" >>"$LOGS/$tool.churn.out" 2>>"$LOGS/$tool.churn.err" || { FAILED+=("$tool.churn"); STATUS[$tool/prune/$ROUND]="FAIL(churn)"; return 0; }
         done
         rm -rf -- "$churn"
         set_cmd "$tool" forget "$repo"
-        "${CMD[@]}" >"$LOGS/$tool.forget.out" 2>"$LOGS/$tool.forget.err" || { FAILED+=("$tool.forget"); STATUS[$tool/prune]="FAIL(forget)"; return 0; }
+        "${CMD[@]}" >"$LOGS/$tool.forget.out" 2>"$LOGS/$tool.forget.err" || { FAILED+=("$tool.forget"); STATUS[$tool/prune/$ROUND]="FAIL(forget)"; return 0; }
         before=$(du -sb -- "$repo" | cut -f1)
         set_cmd "$tool" prune "$repo"
         measure "$tool" prune "$BENCH_DIR" || true
         after=$(du -sb -- "$repo" | cut -f1)
         FREED[$tool]=$(awk -v a="$before" -v b="$after" 'BEGIN { printf "%.1f", (a - b) / 1048576 }')
-        REPO[$tool/prune]=$(repo_mib "$repo")
-        say "    freed ${FREED[$tool]} MiB; repository now ${REPO[$tool/prune]} MiB"
-    else
-        STATUS[$tool/prune]="n/a"
+        REPO[$tool/prune/$ROUND]=$(repo_mib "$repo")
+        say "    freed ${FREED[$tool]} MiB; repository now ${REPO[$tool/prune/$ROUND]} MiB"
     fi
+    # Only the last round's repositories are kept (KEEP=1).
+    (( ROUND == ROUNDS )) || rm -rf -- "$repo"
 }
 
-for t in "${TOOLS[@]}"; do
-    run_tool "$t"
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+    SFX=
+    (( ROUNDS == 1 )) || SFX=.r$ROUND
+    # Round r starts with the r-th tool, so that whatever the machine
+    # charges the first run (or the last) does not always fall on one tool.
+    for ((ti = 0; ti < ${#TOOLS[@]}; ti++)); do
+        run_tool "${TOOLS[$(( (ti + ROUND - 1) % ${#TOOLS[@]} ))]}"
+    done
 done
 say
+
+# Per phase: the median of the rounds' figures, and a status that is ok
+# only when every round that ran the phase was.
+median() { # numbers... -> median with 2 decimals, or nothing
+    [[ $# -gt 0 ]] || return 0
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.2f", m }'
+}
+for t in "${TOOLS[@]}"; do
+    for p in "${PHASES[@]}"; do
+        k=$t/$p ws=() cs=() ms=() st= rp=
+        for ((r = 1; r <= ROUNDS; r++)); do
+            s=${STATUS[$k/$r]:-}
+            [[ -n $s ]] || continue
+            if [[ $s == ok ]]; then
+                ws+=("${WALL[$k/$r]}") cs+=("${CPU[$k/$r]}") ms+=("${MEM[$k/$r]}")
+                [[ -n $st ]] || st=ok
+            else
+                [[ $st != ok && -n $st ]] || st=$s
+            fi
+            rp=${REPO[$k/$r]:-$rp}
+        done
+        [[ -z $st ]] || STATUS[$k]=$st
+        WALL[$k]=$(median "${ws[@]}") CPU[$k]=$(median "${cs[@]}") MEM[$k]=$(median "${ms[@]}")
+        [[ -z $rp ]] || REPO[$k]=$rp
+    done
+done
 
 # ------------------------------------------------------------------ results
 RESULTS=$BENCH_DIR/results.tsv
 RATIOS=$BENCH_DIR/ratios.tsv
-printf 'tool\tphase\tstatus\twall_s\tcpu_s\tpeak_mib\trepo_mib\n' >"$RESULTS"
+printf 'tool\tphase\tround\tstatus\twall_s\tcpu_s\tpeak_mib\trepo_mib\n' >"$RESULTS"
 
-say "== Results ($src_files files, $((src_bytes >> 20)) MiB; warm page cache) =="
+say "== Results ($src_files files, $((src_bytes >> 20)) MiB; warm page cache${SFX:+; medians of $ROUNDS rounds}) =="
 printf '%-8s %-8s %9s %9s %10s %10s  %s\n' tool phase "wall s" "CPU s" "peak MiB" "repo MiB" status
 for t in "${TOOLS[@]}"; do
     for p in "${PHASES[@]}"; do
         k=$t/$p
         printf '%-8s %-8s %9s %9s %10s %10s  %s\n' "$t" "$p" "${WALL[$k]:--}" "${CPU[$k]:--}" \
             "${MEM[$k]:--}" "${REPO[$k]:--}" "${STATUS[$k]:-}"
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$p" "${STATUS[$k]:-}" "${WALL[$k]:-}" \
+        for ((n = 1; n <= ROUNDS; n++)); do
+            [[ -n ${STATUS[$k/$n]:-} ]] || continue
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$p" "$n" "${STATUS[$k/$n]}" \
+                "${WALL[$k/$n]:-}" "${CPU[$k/$n]:-}" "${MEM[$k/$n]:-}" "${REPO[$k/$n]:-}" >>"$RESULTS"
+        done
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$p" median "${STATUS[$k]:-}" "${WALL[$k]:-}" \
             "${CPU[$k]:-}" "${MEM[$k]:-}" "${REPO[$k]:-}" >>"$RESULTS"
     done
 done
@@ -390,6 +439,17 @@ if [[ " ${TOOLS[*]} " == *" cairn "* && ${#TOOLS[@]} -gt 1 ]]; then
                 [[ $p != prune ]] || say "  prune: space freed cairn ${FREED[cairn]:-?} MiB, $t ${FREED[$t]:-?} MiB"
             fi
             printf '%-8s %-8s %10s %10s %10s %10s\n' "$t" "$p" "$w" "$u" "$m" "$r"
+            if (( ROUNDS > 1 )) && [[ $p != prune ]]; then
+                rounds=()
+                for ((n = 1; n <= ROUNDS; n++)); do
+                    if [[ ${STATUS[$c/$n]:-} == ok && ${STATUS[$k/$n]:-} == ok ]]; then
+                        rounds+=("$(ratio "${WALL[$k/$n]}" "${WALL[$c/$n]}")")
+                    else
+                        rounds+=(n/a)
+                    fi
+                done
+                say "                  wall by round: ${rounds[*]}"
+            fi
             printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$p" "$w" "$u" "$m" "$r" >>"$RATIOS"
         done
     done

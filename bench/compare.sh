@@ -134,9 +134,10 @@ read -r src_files src_bytes < <(find "$TREE" -type f -printf '%s\n' |
 src_links=$(find "$TREE" -type l | wc -l)
 src_du=$(du -sb --apparent-size -- "$TREE" | cut -f1)
 
-# Room: a repository per tool at worst as large as the tree, plus one
-# restore at a time, plus 1 GiB of slack. Deliberately pessimistic.
-need=$(( src_du * (${#TOOLS[@]} + 1) + (1 << 30) ))
+# Room: a repository per tool at worst as large as the tree, plus every
+# restore (they are kept until the end, see run_tool), plus 1 GiB of slack.
+# Deliberately pessimistic.
+need=$(( src_du * ${#TOOLS[@]} * (ROUNDS + 1) + (1 << 30) ))
 avail=$(( $(df -P -B1 -- "$BENCH_DIR" | awk 'NR == 2 { print $4 }') ))
 (( avail >= need )) ||
     die "not enough room in $BENCH_DIR: $((avail >> 20)) MiB free, want $((need >> 20)) MiB"
@@ -291,7 +292,7 @@ verify_restore() { # TOOL DST
 }
 
 run_tool() {
-    local tool=$1 repo=$REPOS/$1 dst=$RESTORE/$1 last=
+    local tool=$1 repo=$REPOS/$1 dst=$RESTORE/$1$SFX last=
     say "---------------------------------------------------------------- $tool${SFX:+ (round $ROUND)}"
     rm -rf -- "$repo" "$CACHE/${tool}"
     set_cmd "$tool" init "$repo"
@@ -325,7 +326,12 @@ run_tool() {
             FAILED+=("$tool.restore(mismatch)")
         fi
     fi
-    rm -rf -- "$dst"
+    # The restored tree stays until the end of the run. On ext4 without a
+    # journal, a file created within a minute or so of a mass deletion in
+    # its block group costs the kernel a scan past every recently deleted
+    # inode: restoring this tree right after deleting another took twice
+    # the system time. Deleting each restore would charge that to
+    # whichever tool restores next.
 
     if [[ $tool != cairn && $tool != restic ]]; then
         STATUS[$tool/prune/$ROUND]="n/a"

@@ -371,9 +371,14 @@ writer_run() { # NAME MODE(none|cairn|pinned|low)
         sleep 1 # the first backup is under way when the writer starts
     fi
     note "writer $name ($WRITER_SECONDS s, backups: $mode)"
+    local rc=0 msg
     out=$("${WRITER_PRE[@]}" python3 "$HELPER" churn "$DB" --seconds "$WRITER_SECONDS" \
-        2>"$LOGS/writer.$name.err") ||
-        die "the writer failed: $(tail -n3 "$LOGS/writer.$name.err")"
+        2>"$LOGS/writer.$name.err") || rc=$?
+    if (( rc != 0 )); then
+        # With the disk full, even the writer's stderr may not have been kept.
+        msg=$(tail -n3 -- "$LOGS/writer.$name.err" 2>/dev/null || true)
+        die "the writer failed with status $rc: ${msg:-no message;} ($(df -h --output=avail -- "$BENCH_DIR" | tail -n1 | tr -d ' ') free in $BENCH_DIR)"
+    fi
     touch -- "$stop"
     if [[ -n $loop_pid ]]; then
         wait "$loop_pid" || true

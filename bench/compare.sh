@@ -327,11 +327,11 @@ run_tool() {
         fi
     fi
     # The restored tree stays until the end of the run. On ext4 without a
-    # journal, a file created within a minute or so of a mass deletion in
-    # its block group costs the kernel a scan past every recently deleted
-    # inode: restoring this tree right after deleting another took twice
-    # the system time. Deleting each restore would charge that to
-    # whichever tool restores next.
+    # journal, a file created minutes after a mass deletion in its block
+    # group costs the kernel a scan past the recently deleted inodes:
+    # restoring this tree right after deleting another took twice the
+    # system time, and the cost fades over 10-20 minutes. Deleting each
+    # restore would charge it to whichever tool restores next.
 
     if [[ $tool != cairn && $tool != restic ]]; then
         STATUS[$tool/prune/$ROUND]="n/a"

@@ -56,11 +56,7 @@ fn main() {
     }
     tune_allocator();
     // Before any worker thread is started, so that all of them inherit it.
-    if cli.global.low_priority {
-        if let Err(e) = cairn_engine::priority::lower() {
-            eprintln!("cairn: warning: cannot lower priority, running at normal priority: {e}");
-        }
-    }
+    set_priority(&cli);
     interrupt::install();
     let code = match commands::run(cli) {
         Ok(code) => code,
@@ -70,6 +66,34 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Lowers this process's priority where it should yield to the machine's
+/// applications: everywhere with `--low-priority`; and for a backup that
+/// captures live databases all in WAL mode, to the capture's priority from
+/// the start, so that its key derivation and index loading, too, give way
+/// to the application writing the database (a WAL capture blocks no
+/// writer, so running longer costs the application nothing). A backup
+/// naming a database in rollback-journal mode keeps normal priority: its
+/// writers wait for the capture's lock.
+fn set_priority(cli: &args::Cli) {
+    use cairn_engine::priority;
+    let result = if cli.global.low_priority {
+        priority::lower()
+    } else {
+        match &cli.command {
+            args::Command::Backup(b)
+                if !b.sqlite.is_empty()
+                    && b.sqlite.iter().all(|p| cairn_engine::sqlite::is_wal(p)) =>
+            {
+                priority::lower_this_thread(priority::CAPTURE_NICE)
+            }
+            _ => Ok(()),
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("cairn: warning: cannot lower priority, running at normal priority: {e}");
+    }
 }
 
 /// The error and its causes on one line.

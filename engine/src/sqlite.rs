@@ -55,13 +55,15 @@ pub fn is_sqlite(path: &Path) -> Result<bool> {
 
 /// Whether a database file's header says it is in WAL mode (read and write
 /// versions 2, bytes 18 and 19). A capture of such a database blocks no
-/// writer. Anything unreadable or not SQLite is reported as not WAL; the
-/// capture itself then gives the error.
+/// writer. Anything unreadable, not a regular file (a FIFO would block the
+/// open) or not SQLite is reported as not WAL; the capture itself then
+/// gives the error.
 pub fn is_wal(path: &Path) -> bool {
     let mut h = [0u8; 20];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut h))
-        .is_ok()
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+        && std::fs::File::open(path)
+            .and_then(|mut f| f.read_exact(&mut h))
+            .is_ok()
         && &h[..16] == MAGIC
         && h[18] == 2
         && h[19] == 2

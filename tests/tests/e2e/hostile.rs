@@ -26,7 +26,7 @@ use crate::common::*;
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs a command, killing it and failing the test if it outlives `limit`.
-fn run_bounded(mut cmd: Command, limit: Duration) -> Run {
+pub(crate) fn run_bounded(mut cmd: Command, limit: Duration) -> Run {
     let cmdline = format!("{cmd:?}");
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd

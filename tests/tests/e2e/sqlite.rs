@@ -1319,6 +1319,20 @@ fn sqlite_option_on_symlink_or_directory_is_not_silent() {
         other.as_os_str(),
     ]);
     assert_eq!(r.code, 3, "{}", r.stderr);
+
+    // A FIFO: opening it to read would wait for a writer forever, so
+    // nothing may open it before its type is checked.
+    let fifo = f.path("fifo.db");
+    mkfifo(&fifo);
+    let mut c = f.command();
+    c.args(["backup".as_ref(), "--sqlite".as_ref(), fifo.as_os_str()]);
+    let r = crate::hostile::run_bounded(c, Duration::from_secs(60));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("fifo.db") && r.stderr.contains("not a regular file"),
+        "{}",
+        r.stderr
+    );
 }
 
 // --------------------------------------------------------- point in time

@@ -126,13 +126,21 @@ pub fn restore(
     let created: Vec<bool> = plan
         .files
         .par_iter()
-        .map(|f| match create_file(&f.target, f.node.size) {
-            Ok(()) => true,
-            Err(e) => {
-                err(&f.target, e.to_string());
-                false
-            }
-        })
+        .map(
+            |f| match create_file(&f.target, f.node.size, f.final_path.is_some()) {
+                Ok(()) => true,
+                Err(e) => {
+                    match &f.final_path {
+                        Some(fin) => {
+                            let _ = fs::remove_file(&f.target);
+                            err(fin, format!("database not restored: {e}"));
+                        }
+                        None => err(&f.target, e.to_string()),
+                    }
+                    false
+                }
+            },
+        )
         .collect();
 
     // Content, pack by pack.
@@ -224,7 +232,13 @@ pub fn restore(
             })
     });
     drop(writeback);
-    cancel.check()?;
+    if let Err(e) = cancel.check() {
+        // Databases only ever reach their final path whole.
+        for f in plan.files.iter().filter(|f| f.final_path.is_some()) {
+            let _ = fs::remove_file(&f.target);
+        }
+        return Err(e);
+    }
 
     // Hardlinks, then the other objects.
     for (path, fi) in &plan.links {
@@ -257,8 +271,28 @@ pub fn restore(
     // directory changes its mtime): durable under the temporary name, then renamed into place
     // and checked by SQLite.
     let mut databases_ok = Vec::new();
-    for f in &plan.files {
+    for (fi, f) in plan.files.iter().enumerate() {
         let Some(fin) = &f.final_path else { continue };
+        if !created[fi] {
+            continue;
+        }
+        // A database some of whose pages could not be restored is not
+        // moved over whatever is at its final path.
+        let incomplete = errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|(p, _)| *p == f.target);
+        if incomplete {
+            let _ = fs::remove_file(&f.target);
+            err(
+                fin,
+                "database not restored: some of its content could not be read (see above); \
+                 anything already at this path is left as it was"
+                    .to_string(),
+            );
+            continue;
+        }
         match finish_database(&f.target, fin) {
             Ok(()) => databases_ok.push(fin.clone()),
             Err(e) => {
@@ -434,7 +468,9 @@ fn make_dir(d: &Path) -> Result<()> {
     fs::set_permissions(d, fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(d, e))
 }
 
-fn create_file(p: &Path, size: u64) -> std::io::Result<()> {
+/// Creates (or truncates) a file to be filled at `size` bytes; with
+/// `reserve`, its blocks are allocated at once (see [`reserve_blocks`]).
+fn create_file(p: &Path, size: u64, reserve: bool) -> std::io::Result<()> {
     if let Ok(m) = fs::symlink_metadata(p) {
         if !m.is_file() || m.nlink() > 1 {
             if m.is_dir() {
@@ -451,7 +487,36 @@ fn create_file(p: &Path, size: u64) -> std::io::Result<()> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(p)?;
-    f.set_len(size)
+    f.set_len(size)?;
+    if reserve {
+        reserve_blocks(&f, size)?;
+    }
+    Ok(())
+}
+
+/// Allocates a database's blocks before its pages are written. Into a
+/// sparse file, the file system reserves space page by page as pages
+/// arrive (ext4's delayed allocation: about 7% of a 530 MiB database's
+/// restore time); allocated blocks take them without that work, and a disk
+/// too small for the database is found here, before anything is written.
+/// A file system that cannot allocate ahead keeps the sparse file. (Only
+/// databases: zero runs of other files are kept as holes.)
+fn reserve_blocks(f: &fs::File, size: u64) -> std::io::Result<()> {
+    use nix::errno::Errno;
+    let Ok(len) = libc::off_t::try_from(size) else {
+        return Ok(());
+    };
+    if len == 0 {
+        return Ok(());
+    }
+    match nix::fcntl::fallocate(f, nix::fcntl::FallocateFlags::empty(), 0, len) {
+        Err(e @ (Errno::ENOSPC | Errno::EDQUOT | Errno::EFBIG)) => Err(std::io::Error::other(
+            format!("cannot allocate {size} bytes for it: {}", e.desc()),
+        )),
+        // Not supported here (EOPNOTSUPP), or refused for this file: the
+        // writes allocate as they go.
+        _ => Ok(()),
+    }
 }
 
 use std::os::unix::fs::MetadataExt;

@@ -3,8 +3,7 @@
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 
@@ -638,34 +637,12 @@ fn closed_stdout_does_not_panic() {
     );
 }
 
-/// A tmpfs mounted for the duration of a test.
-struct Mount(PathBuf);
-
-impl Mount {
-    fn tmpfs(at: &Path) -> Option<Mount> {
-        std::fs::create_dir_all(at).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=8m", "cairn-e2e"])
-            .arg(at)
-            .stderr(Stdio::null())
-            .status()
-            .ok()?;
-        st.success().then(|| Mount(at.to_path_buf()))
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn one_file_system_does_not_cross_mount_points() {
     let f = Fixture::new();
     let src = f.path("src");
     write(&src.join("here"), b"on the source file system");
-    let Some(_mount) = Mount::tmpfs(&src.join("mnt")) else {
+    let Some(_mount) = Mount::tmpfs(&src.join("mnt"), "8m") else {
         eprintln!("note: cannot mount a tmpfs here; --one-file-system is not tested");
         return;
     };

@@ -571,3 +571,26 @@ pub fn kill_after(mut c: Command, delay: std::time::Duration) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
+
+/// A tmpfs of `size` (as mount takes it: "8m") mounted for the duration
+/// of a test; `None` where mounting is not allowed.
+pub struct Mount(PathBuf);
+
+impl Mount {
+    pub fn tmpfs(at: &Path, size: &str) -> Option<Mount> {
+        std::fs::create_dir_all(at).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "cairn-e2e"])
+            .arg(at)
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
+        st.success().then(|| Mount(at.to_path_buf()))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

@@ -1475,6 +1475,163 @@ fn sqlite_restore_keeps_the_directory_mtime() {
     );
 }
 
+/// Names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A database in `journal` mode of `rows` incompressible 64 KiB rows.
+fn blob_rows_db(db: &Path, journal: &str, rows: u64) {
+    let c = Connection::open(db).unwrap();
+    c.execute_batch(&format!(
+        "PRAGMA journal_mode = {journal}; CREATE TABLE t(x BLOB);"
+    ))
+    .unwrap();
+    for j in 0..rows {
+        c.execute("INSERT INTO t VALUES(?1)", [pseudo_random(j, 64 << 10)])
+            .unwrap();
+    }
+}
+
+/// A database restore that cannot complete changes nothing at the final
+/// path and leaves no temporary file: with a damaged page the database
+/// already there keeps its bytes; with too little room, found before any
+/// page is written, nothing is put there. A good restore over the old file
+/// then replaces it.
+#[test]
+fn sqlite_restore_that_cannot_complete_changes_nothing_in_place() {
+    let f = Fixture::new();
+    let db = f.path("app.db");
+    blob_rows_db(&db, "WAL", 48);
+    let snap = snap_id(&f.backup(["--sqlite".as_ref(), db.as_os_str()]));
+    // The captured state (the live file may hold its last pages in -wal).
+    let want = dump(&f, &spec(&snap, &db));
+    assert!(want.len() > 3 << 20, "database of {} bytes", want.len());
+    let restore = |target: &Path| {
+        f.run([
+            "restore".as_ref(),
+            spec(&snap, &db).as_os_str(),
+            "--target".as_ref(),
+            target.as_os_str(),
+        ])
+    };
+
+    // Too little room: a 1 MiB file system for a database of over 3 MiB.
+    let small = f.path("small");
+    match Mount::tmpfs(&small, "1m") {
+        Some(_m) => {
+            let r = restore(&small);
+            r.code(1);
+            assert!(
+                r.stderr.contains("app.db: database not restored")
+                    && r.stderr.contains("No space left on device"),
+                "{}",
+                r.stderr
+            );
+            assert!(names_in(&small).is_empty(), "{:?}", names_in(&small));
+        }
+        None => eprintln!("note: cannot mount a tmpfs here; a full disk is not tested"),
+    }
+
+    // A damaged page, with a database already at the final path. The
+    // pages are the first blobs of the largest pack.
+    let target = f.path("r");
+    let old: Vec<u8> = b"the database that was here before\n".repeat(300);
+    write(&target.join("app.db"), &old);
+    let pack = fs::read_dir(f.repo.join("data"))
+        .unwrap()
+        .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|p| p.unwrap().path())
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .expect("a data pack");
+    let good = fs::read(&pack).unwrap();
+    let mut bad = good.clone();
+    bad[100] ^= 0x20;
+    fs::write(&pack, &bad).unwrap();
+    let r = restore(&target);
+    r.code(1);
+    assert!(
+        r.stderr.contains("app.db: database not restored"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        fs::read(target.join("app.db")).unwrap() == old,
+        "the database at the final path was replaced by an incomplete one"
+    );
+    assert_eq!(names_in(&target), ["app.db"]);
+
+    fs::write(&pack, &good).unwrap();
+    let r = restore(&target);
+    r.code(0);
+    assert!(
+        r.stdout_str().contains("integrity check ok"),
+        "{}",
+        r.stdout_str()
+    );
+    assert!(fs::read(target.join("app.db")).unwrap() == want);
+    assert_eq!(names_in(&target), ["app.db"]);
+}
+
+/// A database restore interrupted once its temporary file exists (so while
+/// pages are being written) exits 130 with the database already at the
+/// final path untouched and the temporary file removed; one that finished
+/// first put the whole database there.
+#[test]
+fn sqlite_restore_interrupted_leaves_the_old_database() {
+    let f = Fixture::new();
+    let db = f.path("app.db");
+    blob_rows_db(&db, "DELETE", 640);
+    let snap = snap_id(&f.backup(["--sqlite".as_ref(), db.as_os_str()]));
+    let want = fs::read(&db).unwrap();
+    let target = f.path("r");
+    let old: Vec<u8> = b"the database that was here before\n".repeat(300);
+    let mut interrupted = 0;
+    for round in 0..3 {
+        write(&target.join("app.db"), &old);
+        let mut c = f.command();
+        c.args(["restore".as_ref(), spec(&snap, &db).as_os_str()])
+            .args(["--target".as_ref(), target.as_os_str()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let start = Instant::now();
+        loop {
+            if names_in(&target)
+                .iter()
+                .any(|n| n.contains(".cairn-restore-"))
+            {
+                // SAFETY: kill(2) on our own child's pid.
+                let r = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+                assert_eq!(r, 0);
+                break;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "restore hangs");
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        let run = wait_run(child, "cairn restore (interrupted)");
+        let now = fs::read(target.join("app.db")).unwrap();
+        match run.code {
+            130 => {
+                interrupted += 1;
+                assert!(now == old, "round {round}: the old database was replaced");
+            }
+            0 => assert!(now == want, "round {round}: restored database differs"),
+            c => panic!("round {round}: exit {c}: {}", run.stderr),
+        }
+        assert_eq!(names_in(&target), ["app.db"], "round {round}");
+    }
+    assert!(interrupted > 0, "no restore was interrupted while writing");
+}
+
 /// A capture only reads (engine/src/sqlite.rs: "nothing is ever
 /// written"): backing up an idle WAL database whose last writer left
 /// committed frames in its -wal must capture those frames but must not

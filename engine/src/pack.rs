@@ -316,14 +316,27 @@ pub enum Opened {
     Decompressed(Vec<u8>),
 }
 
-/// Like `open_blob`, with the same checks in the same order, but decrypts
-/// where the sealed bytes lie (`sealed` is changed, whatever the outcome).
+/// When opening a blob checks its plaintext against the blob's ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdCheck {
+    /// As it is opened.
+    Now,
+    /// Not here: the caller checks the bytes where it puts them (a
+    /// restored database is checked in its file, before it is moved into
+    /// place, on a core its integrity check leaves idle).
+    Later,
+}
+
+/// Like `open_blob`, with the same checks in the same order (the ID check
+/// only with [`IdCheck::Now`]), but decrypts where the sealed bytes lie
+/// (`sealed` is changed, whatever the outcome).
 pub fn open_blob_in_place(
     key: &MasterKey,
     repo: &Id,
     e: &PackEntry,
     sealed: &mut [u8],
     path: &str,
+    check: IdCheck,
 ) -> Result<Opened> {
     let a = aad(FileType::Pack, repo, e.blob_type.role(), Some(&e.id));
     let r = key
@@ -337,7 +350,9 @@ pub fn open_blob_in_place(
         Opened::InPlace(r) => &sealed[r.clone()],
         Opened::Decompressed(d) => d.as_slice(),
     };
-    check_id(key, e, plain, path)?;
+    if check == IdCheck::Now {
+        check_id(key, e, plain, path)?;
+    }
     Ok(opened)
 }
 
@@ -559,10 +574,11 @@ mod tests {
         for (e, sealed, want) in cases {
             let copy = open_blob(&key, &repo, &e, &sealed, "p");
             let mut buf = sealed.clone();
-            let got = open_blob_in_place(&key, &repo, &e, &mut buf, "p").map(|o| match o {
-                Opened::InPlace(r) => buf[r].to_vec(),
-                Opened::Decompressed(d) => d,
-            });
+            let got =
+                open_blob_in_place(&key, &repo, &e, &mut buf, "p", IdCheck::Now).map(|o| match o {
+                    Opened::InPlace(r) => buf[r].to_vec(),
+                    Opened::Decompressed(d) => d,
+                });
             match (&want, copy, got) {
                 (Some(w), Ok(c), Ok(g)) => {
                     assert_eq!(&c, w);
@@ -572,5 +588,40 @@ mod tests {
                 (w, c, g) => panic!("{e:?}: want {w:?}, open {c:?}, in place {g:?}"),
             }
         }
+    }
+
+    /// `IdCheck::Later` leaves out the ID check and nothing else: a blob
+    /// sealed under an ID that is not its content's opens, damage does not.
+    #[test]
+    fn later_leaves_out_only_the_id_check() {
+        let key = MasterKey::generate();
+        let repo = Id::random();
+        let b = vec![7u8; 3000];
+        let wrong = Id::random();
+        let (mut scratch, mut sealed) = (Vec::new(), Vec::new());
+        let c = seal_data(&key, &repo, &wrong, &b, &mut scratch, &mut sealed);
+        let e = PackEntry {
+            blob_type: BlobType::Data,
+            id: wrong,
+            offset: 0,
+            length: sealed.len() as u32,
+            raw_length: b.len() as u32,
+            compressed: c,
+        };
+        let open = |check: IdCheck, flip: bool| {
+            let mut buf = sealed.clone();
+            if flip {
+                let n = buf.len();
+                buf[n / 2] ^= 1;
+            }
+            open_blob_in_place(&key, &repo, &e, &mut buf, "p", check).map(|o| match o {
+                Opened::InPlace(r) => buf[r].to_vec(),
+                Opened::Decompressed(d) => d,
+            })
+        };
+        let now = open(IdCheck::Now, false).unwrap_err().to_string();
+        assert!(now.contains("does not match its ID"), "{now}");
+        assert_eq!(open(IdCheck::Later, false).unwrap(), b);
+        assert!(open(IdCheck::Later, true).is_err());
     }
 }

@@ -45,7 +45,7 @@ pub fn key() -> &'static MasterKey {
 pub fn open_blob_both(e: &PackEntry, sealed: &[u8]) -> Option<Vec<u8>> {
     let copy = pack::open_blob(key(), &REPO, e, sealed, "p");
     let mut buf = sealed.to_vec();
-    let in_place = pack::open_blob_in_place(key(), &REPO, e, &mut buf, "p").map(|o| match o {
+    let in_place = pack::open_blob_in_place(key(), &REPO, e, &mut buf, "p", pack::IdCheck::Now).map(|o| match o {
         pack::Opened::InPlace(r) => buf[r].to_vec(),
         pack::Opened::Decompressed(d) => d,
     });

@@ -122,7 +122,25 @@ pub(super) fn restore_pack(
                 rest = tail;
                 let from = at - consumed;
                 consumed = at + e.length as usize;
-                match pack::open_blob_in_place(repo.key(), repo.id(), e, &mut head[from..], &path) {
+                // A blob that only goes to files checked once written is
+                // not checked here.
+                let check = if targets
+                    .as_slice()
+                    .iter()
+                    .all(|(fi, _)| files[*fi].check_later)
+                {
+                    pack::IdCheck::Later
+                } else {
+                    pack::IdCheck::Now
+                };
+                match pack::open_blob_in_place(
+                    repo.key(),
+                    repo.id(),
+                    e,
+                    &mut head[from..],
+                    &path,
+                    check,
+                ) {
                     Ok(pack::Opened::InPlace(r)) => {
                         let head: &[u8] = head;
                         Ok(Plain::Borrowed(&head[from + r.start..from + r.end]))
@@ -455,6 +473,7 @@ mod tests {
             node,
             content: Vec::new(),
             final_path: None,
+            check_later: false,
         }
     }
 

@@ -1498,6 +1498,20 @@ fn blob_rows_db(db: &Path, journal: &str, rows: u64) {
     }
 }
 
+/// A database of `rows` such rows backed up alone: its path and the
+/// snapshot.
+fn backed_up_blob_db(f: &Fixture, journal: &str, rows: u64) -> (PathBuf, String) {
+    let db = f.path("app.db");
+    blob_rows_db(&db, journal, rows);
+    let snap = snap_id(&f.backup(["--sqlite".as_ref(), db.as_os_str()]));
+    (db, snap)
+}
+
+/// What a restore target already holds where a database is restored.
+fn old_database() -> Vec<u8> {
+    b"the database that was here before\n".repeat(300)
+}
+
 /// A database restore that cannot complete changes nothing at the final
 /// path and leaves no temporary file: with a damaged page the database
 /// already there keeps its bytes; with too little room, found before any
@@ -1506,9 +1520,7 @@ fn blob_rows_db(db: &Path, journal: &str, rows: u64) {
 #[test]
 fn sqlite_restore_that_cannot_complete_changes_nothing_in_place() {
     let f = Fixture::new();
-    let db = f.path("app.db");
-    blob_rows_db(&db, "WAL", 48);
-    let snap = snap_id(&f.backup(["--sqlite".as_ref(), db.as_os_str()]));
+    let (db, snap) = backed_up_blob_db(&f, "WAL", 48);
     // The captured state (the live file may hold its last pages in -wal).
     let want = dump(&f, &spec(&snap, &db));
     assert!(want.len() > 3 << 20, "database of {} bytes", want.len());
@@ -1541,7 +1553,7 @@ fn sqlite_restore_that_cannot_complete_changes_nothing_in_place() {
     // A damaged page, with a database already at the final path. The
     // pages are the first blobs of the largest pack.
     let target = f.path("r");
-    let old: Vec<u8> = b"the database that was here before\n".repeat(300);
+    let old = old_database();
     write(&target.join("app.db"), &old);
     let pack = fs::read_dir(f.repo.join("data"))
         .unwrap()
@@ -1578,6 +1590,88 @@ fn sqlite_restore_that_cannot_complete_changes_nothing_in_place() {
     assert_eq!(names_in(&target), ["app.db"]);
 }
 
+/// A restored database's pages are checked against their IDs in the
+/// written file before it is moved into place (not as they are decrypted).
+/// A page sealed with the repository's key under another page's ID opens,
+/// so only that check can find it: the restore fails naming the database,
+/// and the database already at the final path stays as it was.
+#[test]
+fn sqlite_restore_checks_pages_against_their_ids_before_the_rename() {
+    use cairn_engine::backend::{self, OpenOptions};
+    use cairn_engine::pack::{self, BlobType};
+    use cairn_engine::Repository;
+
+    let f = Fixture::new();
+    let (db, snap) = backed_up_blob_db(&f, "DELETE", 16);
+    let want = fs::read(&db).unwrap();
+
+    // Reseal one stored page's place with other bytes under its ID.
+    let repo = Repository::open(
+        backend::open(f.repo.to_str().unwrap(), &OpenOptions::default(), false).unwrap(),
+        f.password.as_bytes(),
+    )
+    .unwrap();
+    repo.load_index().unwrap();
+    let (mut scratch, mut sealed) = (Vec::new(), Vec::new());
+    let forged = repo
+        .index()
+        .blobs()
+        .filter(|b| b.entry.blob_type == BlobType::Data && !b.entry.compressed)
+        .find(|b| {
+            let other = pseudo_random(999, b.entry.raw_length as usize);
+            let compressed = pack::seal_blob_into(
+                repo.key(),
+                repo.id(),
+                BlobType::Data,
+                &b.entry.id,
+                &other,
+                3,
+                &mut scratch,
+                &mut sealed,
+            );
+            !compressed && sealed.len() == b.entry.length as usize
+        })
+        .expect("an uncompressed page blob");
+    let name = forged.pack.to_hex();
+    let path = f.repo.join("data").join(&name[..2]).join(&name);
+    let good = fs::read(&path).unwrap();
+    let mut bytes = good.clone();
+    let at = forged.entry.offset as usize;
+    bytes[at..at + sealed.len()].copy_from_slice(&sealed);
+    fs::write(&path, &bytes).unwrap();
+
+    let target = f.path("r");
+    let old = old_database();
+    write(&target.join("app.db"), &old);
+    let restore = || {
+        f.run([
+            "restore".as_ref(),
+            spec(&snap, &db).as_os_str(),
+            "--target".as_ref(),
+            target.as_os_str(),
+        ])
+    };
+    let r = restore();
+    r.code(1);
+    assert!(
+        r.stderr
+            .contains("restored data does not match the snapshot")
+            && r.stderr.contains("database not restored"),
+        "{}",
+        r.stderr
+    );
+    assert!(fs::read(target.join("app.db")).unwrap() == old);
+    assert_eq!(names_in(&target), ["app.db"]);
+    // dump checks each blob as it opens it, and so finds the page too.
+    let d = f.run(["dump".as_ref(), spec(&snap, &db).as_os_str()]);
+    assert_ne!(d.code, 0, "dump passed a page that is not its ID's");
+    assert!(d.stderr.contains("does not match its ID"), "{}", d.stderr);
+
+    fs::write(&path, &good).unwrap();
+    restore().code(0);
+    assert!(fs::read(target.join("app.db")).unwrap() == want);
+}
+
 /// A database restore interrupted once its temporary file exists (so while
 /// pages are being written) exits 130 with the database already at the
 /// final path untouched and the temporary file removed; one that finished
@@ -1585,12 +1679,10 @@ fn sqlite_restore_that_cannot_complete_changes_nothing_in_place() {
 #[test]
 fn sqlite_restore_interrupted_leaves_the_old_database() {
     let f = Fixture::new();
-    let db = f.path("app.db");
-    blob_rows_db(&db, "DELETE", 640);
-    let snap = snap_id(&f.backup(["--sqlite".as_ref(), db.as_os_str()]));
+    let (db, snap) = backed_up_blob_db(&f, "DELETE", 640);
     let want = fs::read(&db).unwrap();
     let target = f.path("r");
-    let old: Vec<u8> = b"the database that was here before\n".repeat(300);
+    let old = old_database();
     let mut interrupted = 0;
     for round in 0..3 {
         write(&target.join("app.db"), &old);

@@ -260,11 +260,16 @@ pub fn restore(
 
     // Metadata: files and others, then directories deepest first.
     let owners = opts.owners;
-    plan.files.par_iter().for_each(|f| {
-        if let Err(e) = apply_metadata(&f.target, &f.node, owners) {
-            err(&f.target, e);
-        }
-    });
+    // (Not for files that could not be created: that error is reported.)
+    plan.files
+        .par_iter()
+        .zip(&created)
+        .filter(|(_, made)| **made)
+        .for_each(|(f, _)| {
+            if let Err(e) = apply_metadata(&f.target, &f.node, owners) {
+                err(&f.target, e);
+            }
+        });
     for (path, n) in &plan.others {
         if n.kind != NodeKind::Socket {
             if let Err(e) = apply_metadata(path, n, owners) {

@@ -1545,6 +1545,8 @@ fn sqlite_restore_that_cannot_complete_changes_nothing_in_place() {
                 "{}",
                 r.stderr
             );
+            // That one error, and the count.
+            assert_eq!(r.stderr.lines().count(), 2, "{}", r.stderr);
             assert!(names_in(&small).is_empty(), "{:?}", names_in(&small));
         }
         None => eprintln!("note: cannot mount a tmpfs here; a full disk is not tested"),

@@ -13,7 +13,7 @@
 #                 the wall time of the incremental backup
 #   (d) restore   both restore the database (cairn's restore includes its
 #                 fsync and PRAGMA integrity_check); checked against the
-#                 database's SHA-256; RESTORE_ROUNDS times (default 3),
+#                 database's SHA-256; RESTORE_ROUNDS times (default 5),
 #                 taking turns to go first, reporting the median
 #   (c) writer    a writer process (on CPU 0) commits small transactions
 #                 flat out for WRITER_SECONDS (default 20) at a time: alone,
@@ -42,7 +42,7 @@
 #   WRITER_SECONDS  length of each writer run in (c) (default 20)
 #   WRITER_ROUNDS   rounds of (alone, cairn, pinned cairn, low-priority cairn) in (c)
 #                   (default 3; a multiple of 3 puts each mode first equally often)
-#   RESTORE_ROUNDS  restores of the database by each tool in (d) (default 3)
+#   RESTORE_ROUNDS  restores of the database by each tool in (d) (default 5)
 #
 # Output: tables on stdout, $BENCH_DIR/results.tsv (timed phases),
 # $BENCH_DIR/writer.tsv (writer runs), $BENCH_DIR/ratios.tsv, and logs in
@@ -64,7 +64,7 @@ DB_MB=${DB_MB:-530}
 UPDATE_FRACTION=${UPDATE_FRACTION:-0.001}
 WRITER_SECONDS=${WRITER_SECONDS:-20}
 WRITER_ROUNDS=${WRITER_ROUNDS:-3}
-RESTORE_ROUNDS=${RESTORE_ROUNDS:-3}
+RESTORE_ROUNDS=${RESTORE_ROUNDS:-5}
 [[ $DB_MB =~ ^[0-9]+$ ]] || die "DB_MB must be a whole number of MiB"
 [[ $WRITER_SECONDS =~ ^[0-9]+$ ]] || die "WRITER_SECONDS must be a whole number"
 [[ $WRITER_ROUNDS =~ ^[1-9][0-9]*$ ]] || die "WRITER_ROUNDS must be a positive whole number"

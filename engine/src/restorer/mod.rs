@@ -4,7 +4,7 @@
 //! holes, so sparse files stay sparse. Metadata comes last: ownership (as
 //! root), mode, extended attributes, then times, directories deepest first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
@@ -244,6 +244,15 @@ pub fn restore(
         }
         return Err(e);
     }
+    // Files some of whose content could not be restored (errors so far are
+    // about creating and filling files; metadata errors come later and do
+    // not make a database incomplete).
+    let incomplete: HashSet<PathBuf> = errors
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
 
     // Hardlinks, then the other objects.
     for (path, fi) in &plan.links {
@@ -288,12 +297,7 @@ pub fn restore(
         }
         // A database some of whose pages could not be restored is not
         // moved over whatever is at its final path.
-        let incomplete = errors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .any(|(p, _)| *p == f.target);
-        if incomplete {
+        if incomplete.contains(&f.target) {
             let _ = fs::remove_file(&f.target);
             err(
                 fin,
